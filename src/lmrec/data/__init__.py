@@ -1,0 +1,48 @@
+"""Collect and process: read event logs and item metadata, validate, filter, index and split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lmrec.data.datasets import DATASETS, data_dir, load_named
+from lmrec.data.processing import Dataset, ProcessingConfig, process
+from lmrec.data.readers import ColumnMapping, read_interactions, read_items
+from lmrec.data.sequences import Interactions, Sequences
+from lmrec.data.splits import SplitConfig, make_split
+from lmrec.data.vocab import Vocabulary
+
+
+def load_dataset(source: str | Path, *, items: str | Path | None = None, columns: ColumnMapping | None = None,
+                 processing: ProcessingConfig | None = None, item_id_column: str | None = None) -> Dataset:
+    """A processed :class:`Dataset` from a dataset name (see ``DATASETS``) or an interactions file.
+
+    For a named dataset its own processing defaults apply unless ``processing`` is given;
+    ``items`` then replaces its metadata file.
+    """
+    if str(source) in DATASETS:
+        events, item_df, spec = load_named(str(source))
+        if items is not None:
+            item_df = read_items(items, item_id_column)
+        return process(events, processing or spec.processing, item_df, name=str(source),
+                       items_path=str(items or spec.folder))
+    events = read_interactions(source, columns)
+    item_df = read_items(items, item_id_column) if items is not None else None
+    return process(events, processing, item_df, name=Path(source).name, items_path=str(items) if items else None)
+
+
+__all__ = [
+    "DATASETS",
+    "ColumnMapping",
+    "Dataset",
+    "Interactions",
+    "ProcessingConfig",
+    "Sequences",
+    "SplitConfig",
+    "Vocabulary",
+    "data_dir",
+    "load_dataset",
+    "make_split",
+    "process",
+    "read_interactions",
+    "read_items",
+]

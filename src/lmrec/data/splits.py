@@ -1,0 +1,111 @@
+"""Leakage-safe splits. Each event gets a label: TRAIN, VALID or TEST.
+
+Both splits respect time: for every user, nothing labelled TRAIN happens after anything
+labelled VALID or TEST, so a model fitted on TRAIN never sees the future it is judged on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lmrec.data.sequences import Interactions, Sequences
+
+TRAIN, VALID, TEST = 0, 1, 2
+
+
+class LeaveOneOutConfig(BaseModel):
+    """Each user's last event is the test target, the one before it the validation target.
+
+    Users with fewer than ``min_events`` events keep everything in training (they have no
+    evaluation target), as in SASRec/BERT4Rec.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["leave-one-out"] = "leave-one-out"
+    min_events: int = Field(3, ge=3)
+
+
+class TemporalConfig(BaseModel):
+    """One global cut in time for test, one before it for validation (a time or a quantile of all
+    timestamps). Events at or after the test cut are TEST, those in between VALID."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["temporal"] = "temporal"
+    test_time: int | None = None
+    test_quantile: float | None = Field(None, gt=0, lt=1)
+    valid_time: int | None = None
+    valid_quantile: float | None = Field(None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_cut_each(self) -> TemporalConfig:
+        if self.test_time is None and self.test_quantile is None:
+            self.test_quantile = 0.9
+        if self.valid_time is None and self.valid_quantile is None:
+            self.valid_quantile = 0.8
+        if self.test_time is not None and self.test_quantile is not None:
+            raise ValueError("give test_time or test_quantile, not both")
+        if self.valid_time is not None and self.valid_quantile is not None:
+            raise ValueError("give valid_time or valid_quantile, not both")
+        return self
+
+
+SplitConfig = Annotated[LeaveOneOutConfig | TemporalConfig, Field(discriminator="kind")]
+
+
+def leave_one_out(data: Interactions, min_events: int = 3) -> np.ndarray:
+    labels = np.full(len(data), TRAIN, dtype=np.int8)
+    counts = np.bincount(data.user, minlength=data.n_users)
+    ends = np.cumsum(counts)  # events are sorted by user: a user's last event sits at ends[u] - 1
+    eligible = counts >= min_events
+    labels[ends[eligible] - 1] = TEST
+    labels[ends[eligible] - 2] = VALID
+    return labels
+
+
+def temporal(data: Interactions, config: TemporalConfig) -> np.ndarray:
+    ts = data.timestamp
+    test_cut = config.test_time if config.test_time is not None else np.quantile(ts, config.test_quantile)
+    valid_cut = config.valid_time if config.valid_time is not None else np.quantile(ts, config.valid_quantile)
+    if valid_cut > test_cut:
+        raise ValueError(f"validation cut {valid_cut} is after the test cut {test_cut}")
+    labels = np.full(len(data), TRAIN, dtype=np.int8)
+    labels[ts >= valid_cut] = VALID
+    labels[ts >= test_cut] = TEST
+    return labels
+
+
+def make_split(data: Interactions, config: LeaveOneOutConfig | TemporalConfig) -> np.ndarray:
+    """Per-event labels (TRAIN=0, VALID=1, TEST=2), aligned with ``data``."""
+    if isinstance(config, LeaveOneOutConfig):
+        return leave_one_out(data, config.min_events)
+    return temporal(data, config)
+
+
+@dataclass
+class EvalSet:
+    """Users to evaluate at one stage, what the model may read, and what it must find.
+
+    ``histories`` are every event of the user before the stage (the whole history, which is
+    also what counts as seen); ``targets`` are the user's items in the stage.
+    """
+
+    users: np.ndarray  # (U,) user indices
+    histories: Sequences  # U rows, time-ordered item indices
+    targets: Sequences  # U rows
+
+
+def eval_set(data: Interactions, labels: np.ndarray, stage: int) -> EvalSet:
+    """The evaluation set for ``stage`` (VALID or TEST); history = events labelled before it."""
+    target_mask = labels == stage
+    users = np.unique(data.user[target_mask])
+    history = data.subset(labels < stage)
+    targets = data.subset(target_mask)
+    return EvalSet(
+        users=users,
+        histories=history.sequences().take(users),
+        targets=targets.sequences().take(users),
+    )

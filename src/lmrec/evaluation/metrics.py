@@ -1,0 +1,77 @@
+"""Ranking metrics as pure functions over a hit matrix.
+
+``hits`` is a (U, K) boolean array: ``hits[u, r]`` is True when the item at rank ``r`` (0-based)
+of user ``u``'s list is relevant. ``n_relevant`` (U,) is the number of relevant items of each
+user (1 under leave-one-out). Each function returns one value per user for the top ``k``;
+averaging is left to the caller so the same numbers can be broken down by bucket.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _top(hits: np.ndarray, k: int) -> np.ndarray:
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return hits[:, :k]
+
+
+def hit_rate(hits: np.ndarray, k: int) -> np.ndarray:
+    """1 if any relevant item is in the top k, else 0."""
+    return _top(hits, k).any(axis=1).astype(np.float64)
+
+
+def recall(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    """Share of the relevant items found in the top k."""
+    return _top(hits, k).sum(axis=1) / np.maximum(n_relevant, 1)
+
+
+def precision(hits: np.ndarray, k: int) -> np.ndarray:
+    """Share of the top k that is relevant (always divided by k, even if the list is shorter)."""
+    return _top(hits, k).sum(axis=1) / k
+
+
+def ndcg(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    """Binary-relevance NDCG: sum of 1/log2(rank + 2) over hits, over the best achievable sum."""
+    top = _top(hits, k)
+    discounts = 1.0 / np.log2(np.arange(top.shape[1]) + 2.0)  # (K,)
+    dcg = top @ discounts
+    ideal_cum = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(k) + 2.0))])  # (k + 1,)
+    idcg = ideal_cum[np.minimum(n_relevant, k)]
+    return np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0)
+
+
+def mrr(hits: np.ndarray, k: int) -> np.ndarray:
+    """Reciprocal rank of the first relevant item in the top k, 0 if none."""
+    top = _top(hits, k)
+    first = top.argmax(axis=1)
+    return np.where(top.any(axis=1), 1.0 / (first + 1.0), 0.0)
+
+
+def coverage(top_items: np.ndarray, n_items: int, k: int) -> float:
+    """Share of the catalogue that appears in at least one user's top k."""
+    return np.unique(top_items[:, :k]).size / n_items
+
+
+def novelty(top_items: np.ndarray, item_probability: np.ndarray, k: int) -> float:
+    """Mean self-information -log2 p(i) of the recommended items (higher = less popular items).
+
+    ``item_probability[i]`` is the share of training users who interacted with item i; callers
+    smooth it so that items without training events get a finite value.
+    """
+    return float(-np.log2(item_probability[top_items[:, :k]]).mean())
+
+
+def item_probability(train_user_counts: np.ndarray, n_users: int) -> np.ndarray:
+    """Add-one smoothed share of users per item, so cold items have a finite self-information."""
+    return (train_user_counts + 1.0) / (n_users + 1.0)
+
+
+PER_USER = {
+    "hr": lambda hits, n_rel, k: hit_rate(hits, k),
+    "recall": recall,
+    "ndcg": ndcg,
+    "mrr": lambda hits, n_rel, k: mrr(hits, k),
+    "precision": lambda hits, n_rel, k: precision(hits, k),
+}

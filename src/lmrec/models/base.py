@@ -1,0 +1,166 @@
+"""The model contract: fit / score / recommend / similar_items / save / load.
+
+Every model scores items from a user's *history* (time-ordered item indices), never from a
+user id, so the same call serves known users, brand-new users and anonymous sessions.
+Artifacts are a JSON config plus safetensors arrays: nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+from safetensors.numpy import load_file, save_file
+
+from lmrec.data.sequences import Interactions, Sequences
+from lmrec.errors import ConfigError, NotFittedError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+Validator = Callable[["Recommender"], float]
+
+
+class ModelConfig(BaseModel):
+    """Base of every model config: typed, validated, unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+def validate_config(cls: type[ModelConfig], values: dict[str, Any] | None, where: str) -> ModelConfig:
+    try:
+        return cls.model_validate(values or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{where}: {problems}") from None
+
+
+class Recommender(ABC):
+    """Base class of all models. Subclasses set ``name`` and ``Config`` and implement
+    ``fit``, ``score``, ``similar_items`` and the state hooks."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+
+    def __init__(self, config: ModelConfig | dict[str, Any] | None = None) -> None:
+        if not isinstance(config, ModelConfig):
+            config = validate_config(self.Config, config, f"config of model {self.name!r}")
+        self.config = config
+        self.n_items: int | None = None
+
+    # --- to implement -------------------------------------------------------------------
+    @abstractmethod
+    def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
+        """Learn from ``train`` (its n_items is the catalogue size).
+
+        ``valid(model)`` returns the validation score (NDCG@10 by default); iterative models
+        use it for early stopping, others may ignore it.
+        """
+
+    @abstractmethod
+    def _score(self, histories: Sequences) -> torch.Tensor:
+        """(B, n_items) float32 scores for B histories; higher is better."""
+
+    @abstractmethod
+    def _state(self) -> dict[str, np.ndarray]:
+        """Arrays that, with the config and n_items, fully restore the fitted model."""
+
+    @abstractmethod
+    def _load_state(self, state: dict[str, np.ndarray]) -> None: ...
+
+    def _item_vectors(self) -> torch.Tensor | None:
+        """(n_items, d) item representations for similar_items, if the model has them."""
+        return None
+
+    # --- shared behaviour ---------------------------------------------------------------
+    def _check_fitted(self) -> int:
+        if self.n_items is None:
+            raise NotFittedError(f"model {self.name!r} is not fitted; call fit() or load()")
+        return self.n_items
+
+    def score(self, histories: Sequences) -> torch.Tensor:
+        self._check_fitted()
+        return self._score(histories)
+
+    def recommend(self, histories: Sequences, k: int = 10, *, exclude_seen: bool = True,
+                  batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k item indices and scores per history, shapes (B, k).
+
+        With ``exclude_seen`` every item of the history is excluded (the whole history, not
+        only what a model reads). Slots that cannot be filled hold index -1 and score -inf.
+        """
+        n_items = self._check_fitted()
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        kk = min(k, n_items)
+        items = np.full((len(histories), k), -1, dtype=np.int64)
+        scores = np.full((len(histories), k), -np.inf, dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(histories), batch_size):
+                batch = histories.take(slice(start, start + batch_size))
+                s = self._score(batch).float()  # (B, n_items)
+                if exclude_seen and batch.values.size:
+                    s[torch.from_numpy(batch.row_ids()), torch.from_numpy(batch.values)] = -torch.inf
+                top_s, top_i = torch.topk(s, kk, dim=1)  # (B, kk)
+                top_i[torch.isneginf(top_s)] = -1
+                items[start : start + len(batch), :kk] = top_i.numpy()
+                scores[start : start + len(batch), :kk] = top_s.numpy()
+        return items, scores
+
+    def similar_items(self, items: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k most similar items per query item (the item itself excluded), shapes (Q, k).
+
+        Default: cosine similarity of the model's item vectors; models without vectors
+        override this.
+        """
+        n_items = self._check_fitted()
+        vectors = self._item_vectors()
+        if vectors is None:
+            raise NotImplementedError(f"model {self.name!r} has no item similarity")
+        items = np.asarray(items, dtype=np.int64)
+        with torch.inference_mode():
+            v = torch.nn.functional.normalize(vectors.float(), dim=1)  # (n_items, d)
+            sims = v[torch.from_numpy(items)] @ v.T  # (Q, n_items)
+            return _top_excluding_self(sims, items, k, n_items)
+
+    def save(self, path: str | Path) -> None:
+        """Write ``config.json`` (model name, config, catalogue size) and ``weights.safetensors``."""
+        n_items = self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: np.ascontiguousarray(v) for k, v in self._state().items()}
+        save_file(state, path / WEIGHTS_FILE)
+        meta = {"model": self.name, "n_items": n_items, "config": self.config.model_dump(mode="json")}
+        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Restore a saved model; called on the base class it dispatches on the saved model name."""
+        from lmrec.models.registry import get_model_class
+
+        path = Path(path)
+        meta = json.loads((path / CONFIG_FILE).read_text())
+        klass = get_model_class(meta["model"]) if cls is Recommender else cls
+        model = klass(meta["config"])
+        model.n_items = int(meta["n_items"])
+        model._load_state(load_file(path / WEIGHTS_FILE))
+        return model
+
+
+def _top_excluding_self(sims: torch.Tensor, items: np.ndarray, k: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    sims = sims.float().clone()  # (Q, n_items)
+    sims[torch.arange(len(items)), torch.from_numpy(items)] = -torch.inf
+    kk = min(k, n_items - 1)
+    top_s, top_i = torch.topk(sims, kk, dim=1)
+    out_i = np.full((len(items), k), -1, dtype=np.int64)
+    out_s = np.full((len(items), k), -np.inf, dtype=np.float32)
+    out_i[:, :kk], out_s[:, :kk] = top_i.numpy(), top_s.numpy()
+    out_i[np.isneginf(out_s)] = -1
+    return out_i, out_s

@@ -1,0 +1,28 @@
+"""One name -> model class registry, used by the CLI, the training pipeline and ``Recommender.load``."""
+
+from __future__ import annotations
+
+from lmrec.errors import ConfigError
+from lmrec.models.base import Recommender
+
+
+def _registry() -> dict[str, type[Recommender]]:
+    # Imported here so that heavy models load only when asked for.
+    from lmrec.models.baselines import EASE, ItemKNN, Popularity
+
+    return {m.name: m for m in (Popularity, ItemKNN, EASE)}
+
+
+def model_names() -> list[str]:
+    return sorted(_registry())
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    models = _registry()
+    if name not in models:
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(sorted(models))}")
+    return models[name]
+
+
+def create_model(name: str, config: dict | None = None) -> Recommender:
+    return get_model_class(name)(config)
