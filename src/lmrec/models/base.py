@@ -75,6 +75,11 @@ class Recommender(ABC):
     @abstractmethod
     def _load_state(self, state: dict[str, np.ndarray]) -> None: ...
 
+    def refit_config(self) -> ModelConfig:
+        """Config for training again on every event after validation: iterative models fix the
+        number of epochs that validation chose, since there is no held-out data left to stop on."""
+        return self.config
+
     def _item_vectors(self) -> torch.Tensor | None:
         """(n_items, d) item representations for similar_items, if the model has them."""
         return None

@@ -1,0 +1,1 @@
+"""The ``lmrec`` command: a thin layer over the library (see ``main.py``)."""

@@ -1,0 +1,236 @@
+"""``lmrec`` command line. Each command parses options, calls the library and prints a summary."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lmrec.errors import LmrecError
+
+app = typer.Typer(
+    help="lmrec: recommendations from sparse behaviour data.\n\n"
+    "Typical flow: `lmrec info --data ml-100k`, `lmrec train --data ml-100k --model ease --out runs/x`, "
+    "`lmrec evaluate --run runs/x`, `lmrec recommend --run runs/x --output recs.csv`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+DataOpt = Annotated[str, typer.Option("--data", help="dataset name (ml-100k, ml-1m, beauty) or an interactions "
+                                      "file (.csv/.tsv/.parquet/.jsonl, optionally .gz)")]
+ItemsOpt = Annotated[Path | None, typer.Option("--items", help="item metadata file (id column + text/category columns)")]
+RunOpt = Annotated[Path, typer.Option("--run", help="run directory written by `lmrec train`")]
+UserCol = Annotated[str | None, typer.Option("--user-col", help="user id column (default: detected)")]
+ItemCol = Annotated[str | None, typer.Option("--item-col", help="item id column (default: detected)")]
+TimeCol = Annotated[str | None, typer.Option("--time-col", help="timestamp column: unix seconds or ISO date/time")]
+RatingCol = Annotated[str | None, typer.Option("--rating-col", help="rating/weight column, if any")]
+
+
+def friendly_errors(fn):
+    """Known errors become one red line and exit code 2, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LmrecError as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _columns(config, user_col, item_col, time_col, rating_col):
+    mapping = config.data.columns
+    for role, value in (("user", user_col), ("item", item_col), ("timestamp", time_col), ("rating", rating_col)):
+        if value is not None:
+            setattr(mapping, role, value)
+    return config
+
+
+@app.command()
+@friendly_errors
+def train(
+    data: DataOpt,
+    model: Annotated[str, typer.Option("--model", help="model name; see `lmrec models`")],
+    out: Annotated[Path, typer.Option("--out", help="run directory to create")],
+    items: ItemsOpt = None,
+    config: Annotated[Path | None, typer.Option("--config", help="run config (.json/.toml/.yaml): "
+                                                "data, split, model, evaluation, train sections")] = None,
+    user_col: UserCol = None, item_col: ItemCol = None, time_col: TimeCol = None, rating_col: RatingCol = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory")] = False,
+) -> None:
+    """Train a model and write a self-contained run directory.
+
+    The run's split (leave-one-out by default) gives validation for early stopping and a test
+    evaluation; then the served model is trained again on every event (config train.refit), so
+    `recommend` predicts each user's next event after the last one in the data.
+    """
+    from lmrec.config import load_config
+    from lmrec.evaluation.report import rich_table
+    from lmrec.training.pipeline import train_run
+
+    cfg = _columns(load_config(config), user_col, item_col, time_col, rating_col)
+    result = train_run(data, model, out, cfg, items=items, overwrite=overwrite, log=console.print)
+    k = 10 if 10 in cfg.evaluation.ks else cfg.evaluation.ks[0]
+    console.print(rich_table(result.summary, k, title=f"{model} on {data}: test, full ranking"))
+    t = result.timings
+    console.print(f"[green]done[/] run -> {result.run_dir}  (fit {t['fit_s']:.1f}s, evaluate {t['evaluate_s']:.1f}s"
+                  + (f", refit {t['refit_s']:.1f}s" if "refit_s" in t else "") + ")")
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    run: RunOpt,
+    k: Annotated[int, typer.Option("--k", help="cut-off shown in the table (all configured cut-offs are saved)")] = 10,
+    include_seen: Annotated[bool, typer.Option("--include-seen", help="allow items from the user's history")] = False,
+) -> None:
+    """Evaluate a run on its test split (full ranking) and print the table by bucket.
+
+    Writes metrics.json, report.md and plots/ into the run directory.
+    """
+    from lmrec.data.splits import TEST
+    from lmrec.evaluation.evaluator import evaluate as run_evaluation
+    from lmrec.evaluation.report import rich_table, write_report
+    from lmrec.runs import Run
+    from lmrec.training.pipeline import report_context
+
+    r = Run.open(run)
+    cfg = r.config.evaluation.model_copy(update={"exclude_seen": not include_seen,
+                                                 "ks": sorted({*r.config.evaluation.ks, k})})
+    result = run_evaluation(r.load_model("eval"), r.dataset.interactions, r.labels, TEST, cfg, progress=True)
+    summary = result.summary()
+    meta = r.meta | {"config": r.meta["config"] | {"evaluation": cfg.model_dump()}}
+    write_report(r.path, summary, title=f"{r.model_name} on {r.dataset.name}", context=report_context(meta))
+    console.print(rich_table(summary, k, title=f"{r.model_name} on {r.dataset.name}: test, full ranking"))
+    console.print(f"[green]wrote[/] {r.path / 'metrics.json'} and {r.path / 'report.md'}")
+
+
+def _read_user_ids(path: Path) -> list:
+    from lmrec.data.readers import read_table
+
+    if not path.exists():
+        raise LmrecError(f"{path}: users file not found")
+    first = path.read_text().splitlines()[:1]
+    has_header = bool(first) and first[0].strip().split(",")[0] in ("user_id", "user", "userId")
+    df = read_table(path, separator=",", has_header=has_header, new_columns=None if has_header else ["user_id"])
+    col = df.columns[1]
+    return [v.strip() for v in df[col].to_list() if v is not None and v.strip()]
+
+
+@app.command()
+@friendly_errors
+def recommend(
+    run: RunOpt,
+    output: Annotated[Path, typer.Option("--output", help="CSV to write: user_id,rank,item_id,score")],
+    users: Annotated[str, typer.Option("--users", help="'all' or a file of user ids (one per line, or a CSV "
+                                       "with a user_id column)")] = "all",
+    k: Annotated[int, typer.Option("--k", min=1, max=10_000, help="recommendations per user")] = 10,
+    include_seen: Annotated[bool, typer.Option("--include-seen", help="allow items the user already has")] = False,
+) -> None:
+    """Top-k recommendations per user from the run's served model, with the original ids.
+
+    Each user's whole history in the training data is the input; seen items are excluded.
+    """
+    from lmrec.runs import Run
+
+    r = Run.open(run)
+    ids = None if users == "all" else _read_user_ids(Path(users))
+    df = r.recommend(ids, k, exclude_seen=not include_seen)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    df.write_csv(tmp)
+    tmp.replace(output)
+    console.print(f"[green]wrote[/] {df.height:,} rows for {df['user_id'].n_unique():,} users -> {output}")
+
+
+@app.command()
+@friendly_errors
+def similar(
+    run: RunOpt,
+    item: Annotated[str, typer.Option("--item", help="original item id")],
+    k: Annotated[int, typer.Option("--k", min=1, max=10_000)] = 10,
+) -> None:
+    """Items most similar to one item, according to the run's model."""
+    from lmrec.runs import Run
+
+    r = Run.open(run)
+    df = r.similar(item, k)
+    table = Table(title=f"similar to {item}: {r.item_titles([r.dataset.items.index(item)])[0]}")
+    for col in df.columns:
+        table.add_column(col)
+    for row in df.iter_rows():
+        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+    Console().print(table)
+
+
+@app.command()
+@friendly_errors
+def info(
+    data: DataOpt,
+    items: ItemsOpt = None,
+    user_col: UserCol = None, item_col: ItemCol = None, time_col: TimeCol = None, rating_col: RatingCol = None,
+) -> None:
+    """Users, items, events, density and the history-length distribution of a dataset."""
+    from lmrec.config import RunConfig
+    from lmrec.data import load_dataset
+
+    cfg = _columns(RunConfig(), user_col, item_col, time_col, rating_col)
+    ds = load_dataset(data, items=items, columns=cfg.data.columns)
+    s = ds.describe()
+    table = Table(title=f"{ds.name}")
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    for key in ("users", "items", "events"):
+        table.add_row(key, f"{s[key]:,}")
+    table.add_row("density", f"{s['density']:.4%}")
+    table.add_row("items without events", f"{s['items_without_events']:,}")
+    for key, v in s["history_length"].items():
+        table.add_row(f"history length {key}", f"{v:,.1f}")
+    for key, v in s["users_by_history"].items():
+        table.add_row(f"users with {key} events", f"{v:,} ({v / max(1, s['users']):.1%})")
+    if ds.item_info is not None:
+        table.add_row("item metadata columns", ", ".join(ds.item_info.columns[1:]))
+    Console().print(table)
+
+
+@app.command()
+@friendly_errors
+def download(
+    name: Annotated[str, typer.Argument(help="ml-100k or ml-1m")],
+    root: Annotated[Path | None, typer.Option("--root", help="data directory (default: the user cache dir)")] = None,
+) -> None:
+    """Download a MovieLens dataset from GroupLens and verify its checksum (needs network)."""
+    from lmrec.data.datasets import DATASETS, fetch
+
+    if name not in DATASETS:
+        raise LmrecError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    target = fetch(name, root=root)
+    console.print(f"[green]downloaded[/] {name} -> {target}")
+
+
+@app.command()
+def models() -> None:
+    """List the available models."""
+    from lmrec.models.registry import get_model_class, model_names
+
+    for name in model_names():
+        doc = (get_model_class(name).__doc__ or "").strip().splitlines()[0]
+        Console().print(f"[bold]{name}[/]: {doc}")
+
+
+def _main() -> None:  # pragma: no cover
+    pl.Config.set_tbl_rows(20)
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,152 @@
+"""A run directory: everything needed to evaluate, recommend and serve without the input files.
+
+    RUN_DIR/
+      run.json             what was trained on what, with the full validated config and timings
+      data/events.parquet  processed events (dense indices) with their split label
+      data/users.json      user vocabulary (original ids in index order)
+      data/items.json      item vocabulary
+      data/items.parquet   item metadata in index order (when an items file was given)
+      model/               the served model (config.json + weights.safetensors), trained on every event
+      model-eval/          the model trained on the split's training part (only when refit is on)
+      metrics.json, report.md, plots/   written by evaluation
+
+A run is written to a temporary sibling directory and renamed into place when complete,
+so a failed or interrupted ``train`` never leaves a half-written run or damages an old one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from lmrec.config import RunConfig, parse_config
+from lmrec.data.processing import Dataset
+from lmrec.data.sequences import Interactions, Sequences
+from lmrec.data.vocab import Vocabulary
+from lmrec.errors import DataValidationError, RunError
+from lmrec.models.base import Recommender
+
+RUN_FILE = "run.json"
+
+
+@dataclass
+class Run:
+    path: Path
+    meta: dict
+    config: RunConfig
+    dataset: Dataset
+    labels: np.ndarray
+
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        path = Path(path)
+        if not (path / RUN_FILE).exists():
+            raise RunError(f"{path} is not a run directory (no {RUN_FILE}); create one with `lmrec train`")
+        meta = json.loads((path / RUN_FILE).read_text())
+        events = pl.read_parquet(path / "data" / "events.parquet")
+        users = Vocabulary.load(path / "data" / "users.json")
+        items = Vocabulary.load(path / "data" / "items.json")
+        info_path = path / "data" / "items.parquet"
+        inter = Interactions(events["user"].to_numpy(), events["item"].to_numpy(), events["timestamp"].to_numpy(),
+                             len(users), len(items))
+        dataset = Dataset(inter, users, items, pl.read_parquet(info_path) if info_path.exists() else None,
+                          name=meta["data"]["name"])
+        return cls(path, meta, parse_config(meta["config"], str(path / RUN_FILE)), dataset,
+                   events["label"].to_numpy())
+
+    @property
+    def model_name(self) -> str:
+        return self.meta["model"]
+
+    def load_model(self, which: str = "final") -> Recommender:
+        """``final``: the served model; ``eval``: the one that never saw validation/test events."""
+        sub = "model-eval" if which == "eval" and (self.path / "model-eval").exists() else "model"
+        return Recommender.load(self.path / sub)
+
+    def histories(self, users: np.ndarray) -> Sequences:
+        """Every event of each user, in time order: the input at recommendation time."""
+        return self.dataset.interactions.sequences().take(users)
+
+    def item_titles(self, items: np.ndarray) -> list[str]:
+        info = self.dataset.item_info
+        if info is None:
+            return [""] * len(items)
+        col = "title" if "title" in info.columns else next((c for c in info.columns[1:]
+                                                             if info[c].dtype == pl.String), None)
+        if col is None:
+            return [""] * len(items)
+        titles = info[col].to_list()
+        return [titles[i] if i >= 0 and titles[i] is not None else "" for i in items]
+
+    def recommend(self, users: list | None, k: int, exclude_seen: bool = True) -> pl.DataFrame:
+        """``user_id, rank, item_id, score`` with original ids; ``users=None`` means every user."""
+        vocab = self.dataset.users
+        idx = np.arange(len(vocab)) if users is None else vocab.lookup(users, what="user id")
+        model = self.load_model()
+        top, scores = model.recommend(self.histories(idx), k, exclude_seen=exclude_seen)
+        valid = top >= 0
+        user_col = np.repeat(idx, k).reshape(-1, k)[valid]
+        ranks = np.tile(np.arange(1, k + 1), (len(idx), 1))[valid]
+        return pl.DataFrame({
+            "user_id": pl.Series(vocab.decode(user_col)),
+            "rank": ranks,
+            "item_id": pl.Series(self.dataset.items.decode(top[valid])),
+            "score": scores[valid],
+        })
+
+    def similar(self, item_id, k: int) -> pl.DataFrame:
+        items = self.dataset.items
+        if item_id not in items:
+            raise DataValidationError(f"unknown item id {item_id!r}; the catalogue has {len(items)} items, "
+                                      f"e.g. {items.ids[:5]}")
+        idx = items.index(item_id)
+        top, scores = self.load_model().similar_items(np.array([idx]), k)
+        valid = top[0] >= 0
+        return pl.DataFrame({
+            "rank": np.arange(1, k + 1)[valid],
+            "item_id": pl.Series(items.decode(top[0][valid])),
+            "score": scores[0][valid],
+            "title": self.item_titles(top[0][valid]),
+        })
+
+
+def write_run(out: Path, *, meta: dict, dataset: Dataset, labels: np.ndarray, models: dict[str, Recommender],
+              extra_files: dict[str, str] | None = None, overwrite: bool = False) -> Path:
+    """Write a complete run to a temporary directory, then move it to ``out`` in one step."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise RunError(f"{out} already exists; choose another --out or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        (tmp / "data").mkdir()
+        inter = dataset.interactions
+        pl.DataFrame({"user": inter.user, "item": inter.item, "timestamp": inter.timestamp, "label": labels}) \
+            .write_parquet(tmp / "data" / "events.parquet")
+        dataset.users.save(tmp / "data" / "users.json")
+        dataset.items.save(tmp / "data" / "items.json")
+        if dataset.item_info is not None:
+            dataset.item_info.write_parquet(tmp / "data" / "items.parquet")
+        for sub, model in models.items():
+            model.save(tmp / sub)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_text(text)
+        (tmp / RUN_FILE).write_text(json.dumps(meta, indent=2, default=str))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{tmp.name[-8:]}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
