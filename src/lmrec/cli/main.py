@@ -41,7 +41,7 @@ def friendly_errors(fn):
         try:
             return fn(*args, **kwargs)
         except LmrecError as exc:
-            console.print(f"[bold red]error:[/] {exc}")
+            console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper

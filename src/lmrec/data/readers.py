@@ -122,7 +122,10 @@ def to_timestamp(df: pl.DataFrame, column: str, path: Path) -> pl.Series:
     as_num = s.str.strip_chars().cast(pl.Float64, strict=False)
     if as_num.null_count() == 0:
         return as_num.floor().cast(pl.Int64)
-    as_dt = s.str.strip_chars().str.to_datetime(strict=False, time_unit="us")
+    try:
+        as_dt = s.str.strip_chars().str.to_datetime(strict=False, time_unit="us")
+    except pl.exceptions.ComputeError:  # no date format fits any value
+        as_dt = pl.Series(s.name, [None] * s.len(), dtype=pl.Datetime("us"))
     if as_dt.null_count() == 0:
         return as_dt.dt.epoch("s")
     row = _first_bad_row(df, column, as_num if as_num.null_count() <= as_dt.null_count() else as_dt)

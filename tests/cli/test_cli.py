@@ -1,0 +1,108 @@
+"""The command-line contract: names and options that outside checks call."""
+
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from lmrec.cli.main import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def run_dir(tmp_path, events_csv, items_csv):
+    out = tmp_path / "run"
+    res = invoke("train", "--data", events_csv, "--items", items_csv, "--model", "itemknn", "--out", out)
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_train_writes_a_complete_run(run_dir):
+    assert {p.name for p in run_dir.iterdir()} >= {"run.json", "data", "model", "model-eval", "metrics.json",
+                                                   "report.md", "plots"}
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["model"] == "itemknn" and meta["config"]["model"] == {"neighbors": 100, "shrink": 10.0}
+    assert json.loads((run_dir / "model" / "config.json").read_text())["model"] == "itemknn"
+
+
+def test_recommend_predicts_next_event_with_original_ids(run_dir, tmp_path, events_csv):
+    out = tmp_path / "recs.csv"
+    res = invoke("recommend", "--run", run_dir, "--users", "all", "--k", 3, "--output", out)
+    assert res.exit_code == 0, res.output
+    recs = pl.read_csv(out)
+    assert recs.columns == ["user_id", "rank", "item_id", "score"]
+    assert recs["user_id"].n_unique() == 30 and recs.height == 90
+    events = pl.read_csv(events_csv)
+    seen = set(zip(events["user_id"], events["item_id"], strict=True))
+    assert not any((u, i) in seen for u, i in zip(recs["user_id"], recs["item_id"], strict=True))
+    # Users walk a cycle of 20 items from 100 + u, 8 steps: the next item after the last one
+    # (100 + (u + 8) % 20) co-occurs with it most, so item-kNN ranks it in the top 3.
+    top = recs.filter(pl.col("rank") <= 3)
+    expected = {(f"u{u}", 100 + (u + 8) % 20) for u in range(30)}
+    found = set(zip(top["user_id"], top["item_id"], strict=True)) & expected
+    assert len(found) >= 27
+
+
+def test_recommend_for_a_users_file(run_dir, tmp_path):
+    users = tmp_path / "users.txt"
+    users.write_text("u3\nu7\n")
+    out = tmp_path / "recs.csv"
+    assert invoke("recommend", "--run", run_dir, "--users", users, "--output", out).exit_code == 0
+    assert set(pl.read_csv(out)["user_id"]) == {"u3", "u7"}
+    users.write_text("u3\nnobody\n")
+    res = invoke("recommend", "--run", run_dir, "--users", users, "--output", out)
+    assert res.exit_code == 2 and "nobody" in res.output
+
+
+def test_evaluate_prints_bucket_table_and_writes_metrics(run_dir):
+    (run_dir / "metrics.json").unlink()
+    res = invoke("evaluate", "--run", run_dir)
+    assert res.exit_code == 0, res.output
+    assert "history" in res.output and "popularity" in res.output and "NDCG@10" in res.output
+    assert "ndcg@10" in json.loads((run_dir / "metrics.json").read_text())["overall"]
+
+
+def test_similar_and_info(run_dir, events_csv):
+    res = invoke("similar", "--run", run_dir, "--item", "105", "--k", 3)
+    assert res.exit_code == 0 and "Item number 5" in res.output
+    assert invoke("similar", "--run", run_dir, "--item", "99999").exit_code == 2
+    res = invoke("info", "--data", events_csv)
+    assert res.exit_code == 0 and "240" in res.output and "density" in res.output
+
+
+def test_bad_input_is_a_clear_error_and_keeps_the_old_run(run_dir, tmp_path):
+    before = (run_dir / "model" / "weights.safetensors").read_bytes()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,item_id,timestamp\n1,2,3\n1,3,soon\n")
+    res = invoke("train", "--data", bad, "--model", "pop", "--out", run_dir, "--overwrite")
+    assert res.exit_code == 2 and "bad.csv" in res.output and "row 2" in res.output
+    assert (run_dir / "model" / "weights.safetensors").read_bytes() == before
+    assert not [p for p in run_dir.parent.iterdir() if p.name.startswith(".run.tmp")]
+
+
+def test_existing_run_needs_overwrite(run_dir, events_csv):
+    res = invoke("train", "--data", events_csv, "--model", "pop", "--out", run_dir)
+    assert res.exit_code == 2 and "--overwrite" in res.output
+
+
+def test_config_file_is_validated(tmp_path, events_csv):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[model]\nneighbours = 5\n")
+    res = invoke("train", "--data", events_csv, "--model", "itemknn", "--out", tmp_path / "r", "--config", cfg)
+    assert res.exit_code == 2 and "neighbours" in res.output
+    cfg.write_text('[split]\nkind = "temporal"\ntest_quantile = 0.9\n[model]\nneighbors = 5\n[evaluation]\nks = [5]\n')
+    res = invoke("train", "--data", events_csv, "--model", "itemknn", "--out", tmp_path / "r", "--config", cfg)
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert meta["config"]["split"]["kind"] == "temporal" and meta["config"]["model"]["neighbors"] == 5
+
+
+def test_unknown_model_lists_the_available_ones(tmp_path, events_csv):
+    res = invoke("train", "--data", events_csv, "--model", "nope", "--out", tmp_path / "r")
+    assert res.exit_code == 2 and "ease" in res.output

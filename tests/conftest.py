@@ -1,0 +1,57 @@
+"""Shared fixtures: small event logs with known structure, and the real data directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from lmrec.data.datasets import data_dir
+from lmrec.data.sequences import Interactions
+
+
+def make_events(n_users: int = 30, n_items: int = 20, length: int = 8, seed: int = 0) -> pl.DataFrame:
+    """Users walk a cycle of items: user u sees items u, u+1, ... (mod n_items), one per day.
+
+    The next item is fully predictable from the last, which gives tests a known answer.
+    """
+    rows = []
+    for u in range(n_users):
+        for j in range(length):
+            rows.append({"user_id": f"u{u}", "item_id": 100 + (u + j) % n_items, "timestamp": 1_000_000 + 86_400 * j,
+                         "rating": float(1 + (u + j) % 5)})
+    return pl.DataFrame(rows).sample(fraction=1.0, shuffle=True, seed=seed)  # file order must not matter
+
+
+@pytest.fixture
+def events_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "events.csv"
+    make_events().write_csv(path)
+    return path
+
+
+@pytest.fixture
+def items_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "items.csv"
+    pl.DataFrame({"item_id": [100 + i for i in range(20)],
+                  "title": [f"Item number {i}" for i in range(20)],
+                  "category": ["even" if i % 2 == 0 else "odd" for i in range(20)]}).write_csv(path)
+    return path
+
+
+def interactions_from(seqs: list[list[int]], n_items: int) -> Interactions:
+    """Interactions from per-user item lists, one event per day in list order."""
+    user = np.concatenate([[u] * len(s) for u, s in enumerate(seqs)]).astype(np.int64)
+    item = np.concatenate(seqs).astype(np.int64)
+    ts = np.concatenate([np.arange(len(s)) * 86_400 for s in seqs]).astype(np.int64)
+    return Interactions(user, item, ts, len(seqs), n_items)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    root = data_dir()
+    if not (root / "movielens-100k" / "raw" / "u.data").exists():
+        pytest.skip(f"real datasets not found under {root} (set LMREC_DATA_DIR or place ../shared/data beside the repo)")
+    return root

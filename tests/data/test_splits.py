@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from lmrec.data import load_dataset
+from lmrec.data.splits import TEST, TRAIN, VALID, LeaveOneOutConfig, TemporalConfig, eval_set, make_split
+from lmrec.training.pipeline import train_run
+from tests.conftest import interactions_from
+
+
+def test_leave_one_out_labels_known_answer():
+    data = interactions_from([[1, 2, 3, 4], [5, 6], [7, 8, 9]], n_items=10)
+    labels = make_split(data, LeaveOneOutConfig())
+    assert labels.tolist() == [TRAIN, TRAIN, VALID, TEST, TRAIN, TRAIN, TRAIN, VALID, TEST]
+
+
+def test_temporal_split_cuts_in_global_time():
+    data = interactions_from([[1, 2, 3, 4], [5, 6]], n_items=10)  # days 0..3 and 0..1
+    labels = make_split(data, TemporalConfig(valid_time=2 * 86_400, test_time=3 * 86_400))
+    assert labels.tolist() == [TRAIN, TRAIN, VALID, TEST, TRAIN, TRAIN]
+    with pytest.raises(ValueError, match="not both"):
+        TemporalConfig(test_time=1, test_quantile=0.5)
+
+
+@pytest.mark.parametrize("config", [LeaveOneOutConfig(), TemporalConfig(test_quantile=0.8, valid_quantile=0.6)])
+def test_no_future_event_precedes_training_for_any_user(events_csv, config):
+    data = load_dataset(events_csv).interactions
+    labels = make_split(data, config)
+    for stage in (VALID, TEST):
+        for u in np.unique(data.user[labels == stage]):
+            mine = data.user == u
+            last_train = data.timestamp[mine & (labels == TRAIN)].max(initial=-1)
+            assert last_train <= data.timestamp[mine & (labels == stage)].min()
+    if isinstance(config, TemporalConfig):
+        assert data.timestamp[labels == TRAIN].max() < data.timestamp[labels == TEST].min()
+
+
+def test_eval_set_history_is_everything_before_the_stage():
+    data = interactions_from([[1, 2, 3, 4], [5, 6]], n_items=10)
+    labels = make_split(data, LeaveOneOutConfig())
+    es = eval_set(data, labels, TEST)
+    assert es.users.tolist() == [0]
+    assert es.histories[0].tolist() == [1, 2, 3] and es.targets[0].tolist() == [4]
+    es = eval_set(data, labels, VALID)
+    assert es.histories[0].tolist() == [1, 2] and es.targets[0].tolist() == [3]
+
+
+def test_pipeline_fits_evaluation_model_on_training_events_only(events_csv, tmp_path, monkeypatch):
+    from lmrec.models.baselines import Popularity
+
+    fitted = []
+    original_fit = Popularity.fit
+
+    def spy_fit(self, train, valid=None):
+        fitted.append(train)
+        return original_fit(self, train, valid)
+
+    monkeypatch.setattr(Popularity, "fit", spy_fit)
+    train_run(events_csv, "pop", tmp_path / "run", log=lambda *_: None)
+    data = load_dataset(events_csv).interactions
+    labels = make_split(data, LeaveOneOutConfig())
+    eval_fit, refit = fitted
+    train_keys = set(zip(data.user[labels == TRAIN], data.timestamp[labels == TRAIN], strict=True))
+    assert set(zip(eval_fit.user, eval_fit.timestamp, strict=True)) == train_keys
+    assert len(refit) == len(data)  # the served model learns from every event

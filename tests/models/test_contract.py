@@ -1,0 +1,81 @@
+"""The contract every model honours. New models join by being registered (see registry.py)."""
+
+import numpy as np
+import pytest
+import torch
+
+from lmrec.data import load_dataset
+from lmrec.data.sequences import Sequences
+from lmrec.errors import ConfigError, NotFittedError
+from lmrec.models import Recommender, create_model, model_names
+from tests.models.fast_configs import FAST
+
+
+@pytest.fixture(scope="module")
+def train_data(tmp_path_factory):
+    from tests.conftest import make_events
+
+    path = tmp_path_factory.mktemp("contract") / "events.csv"
+    make_events().write_csv(path)
+    return load_dataset(path).interactions
+
+
+@pytest.fixture(scope="module", params=model_names())
+def fitted(request, train_data):
+    return create_model(request.param, FAST.get(request.param)).fit(train_data)
+
+
+def histories():
+    return Sequences.from_lists([[0, 1, 2], [5], [], [3, 3, 4]])
+
+
+def test_recommend_shapes_order_and_seen_exclusion(fitted):
+    items, scores = fitted.recommend(histories(), k=5)
+    assert items.shape == scores.shape == (4, 5)
+    assert ((items >= 0) & (items < fitted.n_items)).all()
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+    for row, hist in zip(items, [[0, 1, 2], [5], [], [3, 3, 4]], strict=True):
+        assert not set(row) & set(hist)
+        assert len(set(row)) == 5
+
+
+def test_recommend_can_include_seen(fitted):
+    items, _ = fitted.recommend(histories(), k=fitted.n_items, exclude_seen=False)
+    assert (items >= 0).all()
+
+
+def test_batching_does_not_change_results(fitted):
+    a_items, a_scores = fitted.recommend(histories(), k=5, batch_size=1)
+    b_items, b_scores = fitted.recommend(histories(), k=5, batch_size=64)
+    np.testing.assert_allclose(a_scores, b_scores, rtol=1e-5, atol=1e-6)
+    assert (a_items == b_items).mean() > 0.9  # equal up to ties
+
+
+def test_k_beyond_catalogue_pads_with_minus_one(fitted):
+    items, scores = fitted.recommend(Sequences.from_lists([[0, 1]]), k=fitted.n_items + 3)
+    assert (items[0, -5:] == -1).all() and np.isneginf(scores[0, -5:]).all()
+    assert (items[0, : fitted.n_items - 2] >= 0).all()
+
+
+def test_similar_items_excludes_the_item_itself(fitted):
+    items, scores = fitted.similar_items(np.array([0, 7]), k=4)
+    assert items.shape == (2, 4)
+    assert 0 not in items[0] and 7 not in items[1]
+
+
+def test_save_load_round_trip_gives_identical_scores(fitted, tmp_path):
+    fitted.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert type(loaded) is type(fitted) and loaded.config == fitted.config
+    torch.testing.assert_close(loaded.score(histories()), fitted.score(histories()))
+
+
+def test_unfitted_model_raises(fitted):
+    fresh = type(fitted)()
+    with pytest.raises(NotFittedError):
+        fresh.recommend(histories())
+
+
+def test_unknown_config_key_is_an_error(fitted):
+    with pytest.raises(ConfigError, match="not_an_option"):
+        type(fitted)({"not_an_option": 1})
