@@ -158,17 +158,19 @@ def evaluate(model: Recommender, data: Interactions, labels: np.ndarray, stage: 
 class Validator:
     """``validator(model) -> NDCG@k`` on the validation stage; what iterative models early-stop on."""
 
-    def __init__(self, data: Interactions, labels: np.ndarray, k: int = 10, max_users: int | None = None,
-                 seed: int = 0) -> None:
+    def __init__(self, data: Interactions, labels: np.ndarray, k: int = 10) -> None:
         self.data, self.labels, self.k = data, labels, k
-        if max_users is not None:
-            # A fixed random subset of validation users keeps per-epoch checks cheap on big data.
-            users = np.unique(data.user[labels == VALID])
-            if users.size > max_users:
-                keep = np.random.default_rng(seed).choice(users, max_users, replace=False)
-                drop = (labels == VALID) & ~np.isin(data.user, keep)
-                self.labels = np.where(drop, 3, labels).astype(np.int8)  # 3: ignored at this stage
         self.config = EvalConfig(ks=[k])
+
+    def subsample(self, max_users: int, seed: int = 0) -> Validator:
+        """The same check on a fixed random subset of validation users, for cheap per-epoch checks."""
+        users = np.unique(self.data.user[self.labels == VALID])
+        if users.size <= max_users:
+            return self
+        keep = np.random.default_rng(seed).choice(users, max_users, replace=False)
+        drop = (self.labels == VALID) & ~np.isin(self.data.user, keep)
+        # Dropped validation events get a label above every stage, so they are neither history nor target.
+        return Validator(self.data, np.where(drop, 3, self.labels).astype(np.int8), self.k)
 
     def __call__(self, model: Recommender) -> float:
         result = evaluate(model, self.data, self.labels, VALID, self.config, breakdown=False)

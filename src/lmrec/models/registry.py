@@ -9,8 +9,10 @@ from lmrec.models.base import Recommender
 def _registry() -> dict[str, type[Recommender]]:
     # Imported here so that heavy models load only when asked for.
     from lmrec.models.baselines import EASE, ItemKNN, Popularity
+    from lmrec.models.dnn import DNN
+    from lmrec.models.sasrec import SASRec
 
-    return {m.name: m for m in (Popularity, ItemKNN, EASE)}
+    return {m.name: m for m in (Popularity, ItemKNN, EASE, SASRec, DNN)}
 
 
 def model_names() -> list[str]:

@@ -1,0 +1,113 @@
+"""SASRec-family causal Transformer for next-item prediction (Kang & McAuley 2018), with the
+choices that make it strong: full-softmax cross-entropy (Klenitskiy & Vasilev 2023),
+pre-LayerNorm blocks, item embeddings tied with the output layer.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from lmrec.models.sequential import SequentialConfig, SequentialRecommender
+
+
+class SASRecConfig(SequentialConfig):
+    n_layers: int = Field(2, ge=1)
+    n_heads: int = Field(2, ge=1)
+    ffn_mult: int = Field(4, ge=1, description="feed-forward width = ffn_mult * d_model")
+    attn_dropout: float = Field(
+        0.0, ge=0, lt=1, description="dropout on attention weights (costly on a CPU: (B, H, L, L) random masks)")
+    positional: Literal["learned", "rotary"] = "learned"
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding applied to queries and keys (Su et al. 2021)."""
+
+    def __init__(self, head_dim: int, max_len: int) -> None:
+        super().__init__()
+        inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
+        angles = torch.outer(torch.arange(max_len).float(), inv_freq)  # (L, hd/2)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (B, H, L, hd)
+        L = x.shape[2]
+        cos, sin = self.cos[-L:], self.sin[-L:]  # right-aligned, like the learned positions
+        x1, x2 = x[..., 0::2], x[..., 1::2]
+        return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm Transformer block: x + Attn(LN(x)), then x + FFN(LN(x))."""
+
+    def __init__(self, cfg: SASRecConfig) -> None:
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.ffn = nn.Sequential(nn.Linear(cfg.d_model, cfg.ffn_mult * cfg.d_model), nn.GELU(),
+                                 nn.Dropout(cfg.dropout), nn.Linear(cfg.ffn_mult * cfg.d_model, cfg.d_model))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.attn_dropout = cfg.attn_dropout
+        self.rotary = RotaryEmbedding(cfg.d_model // cfg.n_heads, cfg.max_len) if cfg.positional == "rotary" else None
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
+        if self.rotary is not None:  # q, k: (B, H, L, hd)
+            q, k = self.rotary(q), self.rotary(k)
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                             dropout_p=self.attn_dropout if self.training else 0.0)  # (B, H, L, hd)
+        x = x + self.drop(self.proj(att.transpose(1, 2).reshape(B, L, D)))
+        return x + self.drop(self.ffn(self.ln2(x)))
+
+
+class SASRecNet(nn.Module):
+    def __init__(self, cfg: SASRecConfig, n_items: int) -> None:
+        super().__init__()
+        if cfg.d_model % cfg.n_heads:
+            raise ValueError(f"d_model {cfg.d_model} must be divisible by n_heads {cfg.n_heads}")
+        self.cfg = cfg
+        self.item_emb = nn.Embedding(n_items + 1, cfg.d_model, padding_idx=0)
+        self.pos_emb = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.positional == "learned" else None
+        self.emb_drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        nn.init.normal_(self.item_emb.weight, std=1.0 / math.sqrt(cfg.d_model))
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, L) left-padded with 0 -> hidden states (B, L, D); position t sees tokens <= t."""
+        B, L = tokens.shape
+        x = self.item_emb(tokens) * math.sqrt(self.cfg.d_model)  # (B, L, D)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb.weight[-L:]  # right-aligned: the last event is always position max_len - 1
+        x = self.emb_drop(x)
+        causal = torch.ones(L, L, dtype=torch.bool, device=tokens.device).tril()  # (L, L)
+        # Padding keys are hidden; every query still sees itself, so no row is empty (no NaN).
+        mask = (causal & (tokens != 0)[:, None, :]) | torch.eye(L, dtype=torch.bool, device=tokens.device)
+        mask = mask[:, None]  # (B, 1, L, L), broadcast over heads
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.ln_f(x)
+
+    def item_weights(self) -> torch.Tensor:
+        return self.item_emb.weight[1:]  # (n_items, D): the output layer is tied to the input embeddings
+
+
+class SASRec(SequentialRecommender):
+    """Causal self-attention over the user's event sequence, next-item softmax (SASRec family)."""
+
+    name = "sasrec"
+    Config = SASRecConfig
+
+    def build_net(self, n_items: int) -> SASRecNet:
+        return SASRecNet(self.config, n_items)

@@ -1,0 +1,142 @@
+"""Shared machinery of neural next-item models: training windows, length-bucketed batches,
+the three losses, validation-driven training, scoring and (de)serialisation.
+
+A subclass supplies a network with ``forward(tokens (B, L)) -> hidden (B, L, D)``, where
+position t may only depend on tokens <= t, and ``item_weights() -> (n_items, D)``, the
+output item embeddings. Token 0 is padding; catalogue item i is token i + 1; sequences are
+left-padded so the last position always holds the most recent event.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from lmrec.data.sequences import Interactions, Sequences
+from lmrec.models.base import ModelConfig, Recommender, Validator
+from lmrec.training import losses
+from lmrec.training.trainer import Trainer, TrainerConfig
+
+
+class SequentialConfig(ModelConfig):
+    max_len: int = Field(200, ge=1, description="most recent events the model reads")
+    d_model: int = Field(64, ge=8)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    loss: Literal["ce", "sampled", "bce"] = Field(
+        "ce", description="ce: full softmax cross-entropy; sampled: softmax over n_negatives shared uniform "
+        "negatives; bce: one negative per position (original SASRec)")
+    n_negatives: int = Field(256, ge=1, description="negatives per batch for loss=sampled")
+    epochs: int = Field(200, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    patience: int | None = Field(10, ge=1, description="validation checks without gain before stopping")
+    eval_every: int = Field(1, ge=1, description="epochs between validation checks")
+    bf16: bool = Field(False, description="bfloat16 autocast for training matmuls on the CPU")
+    max_train_minutes: float | None = Field(None, gt=0, description="stop training after this wall time")
+    valid_users: int | None = Field(None, ge=1, description="validate on a fixed random subset of users")
+    checkpoint_dir: str | None = Field(None, description="save a resumable checkpoint here after every epoch")
+    progress: bool = True
+
+
+def training_windows(seqs: Sequences, max_len: int) -> np.ndarray:
+    """(U, max_len + 1) token windows: each user's last max_len + 1 events, left-padded with 0.
+
+    Position t of ``window[:, :-1]`` is trained to predict ``window[:, t + 1]``.
+    """
+    keep = seqs.lengths() >= 2
+    return seqs.take(np.flatnonzero(keep)).to_padded(max_len + 1, pad=-1) + 1
+
+
+class SequentialRecommender(Recommender):
+    Config = SequentialConfig
+
+    def __init__(self, config=None) -> None:
+        super().__init__(config)
+        self.net: nn.Module | None = None
+        self.train_state = None
+        self._seed = 0
+
+    def build_net(self, n_items: int) -> nn.Module:
+        raise NotImplementedError
+
+    # --- training ---------------------------------------------------------------------------
+    def _batches(self, windows: np.ndarray, epoch: int):
+        """Length-bucketed batches: similar lengths together, so little time goes into padding."""
+        cfg = self.config
+        rng = np.random.default_rng(epoch + 1_000_003 * self._seed)
+        lengths = (windows != 0).sum(axis=1)
+        order = np.lexsort((rng.random(len(windows)), lengths))
+        chunks = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        for j in rng.permutation(len(chunks)):
+            w = windows[chunks[j]]
+            w = w[:, -int((w != 0).sum(axis=1).max()) :]  # drop columns that are padding in every row
+            yield torch.from_numpy(w)
+
+    def _loss(self, window: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        inputs, targets = window[:, :-1], window[:, 1:]  # (B, L)
+        hidden = self.net(inputs)  # (B, L, D)
+        valid = (targets != 0) & (inputs != 0)
+        h, t = hidden[valid], targets[valid] - 1  # (N, D), (N,) item indices
+        weights = self.net.item_weights()  # (n_items, D)
+        if cfg.loss == "ce":
+            return losses.full_softmax_ce(h @ weights.T, t)
+        if cfg.loss == "sampled":
+            neg = torch.randint(0, self.n_items, (cfg.n_negatives,))  # (M,) shared by the batch
+            return losses.sampled_softmax_ce((h * weights[t]).sum(-1), h @ weights[neg].T, neg[None, :] == t[:, None])
+        neg = torch.randint(0, self.n_items, (len(t),))  # one uniform negative per position
+        return losses.bce_one_negative((h * weights[t]).sum(-1), (h * weights[neg]).sum(-1))
+
+    def _validator(self, valid: Validator | None):
+        if valid is None:
+            return None
+        if self.config.valid_users is not None and hasattr(valid, "subsample"):
+            valid = valid.subsample(self.config.valid_users)
+        return lambda: valid(self)
+
+    def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
+        cfg = self.config
+        self._seed = int(torch.initial_seed() % (2**31))
+        self.n_items = train.n_items
+        self.net = self.build_net(train.n_items)
+        windows = training_windows(train.sequences(), cfg.max_len)
+        tcfg = TrainerConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, patience=cfg.patience,
+                             eval_every=cfg.eval_every, bf16=cfg.bf16, progress=cfg.progress,
+                             time_budget_s=cfg.max_train_minutes * 60 if cfg.max_train_minutes else None)
+        trainer = Trainer(self.net, lambda epoch: self._batches(windows, epoch), self._loss, tcfg,
+                          validate=self._validator(valid), checkpoint_dir=cfg.checkpoint_dir)
+        trainer.load_checkpoint()
+        self.train_state = trainer.fit()
+        return self
+
+    def refit_config(self) -> SequentialConfig:
+        best = self.train_state.best_epoch if self.train_state else self.config.epochs
+        return self.config.model_copy(update={"epochs": max(1, best), "patience": None, "checkpoint_dir": None,
+                                             "max_train_minutes": None})
+
+    # --- inference ---------------------------------------------------------------------------
+    def _score(self, histories: Sequences) -> torch.Tensor:
+        tokens = torch.from_numpy(histories.to_padded(self.config.max_len, pad=-1) + 1)  # (B, L)
+        if len(histories):
+            longest = int(min(self.config.max_len, max(1, histories.lengths().max())))
+            tokens = tokens[:, -longest:]
+        self.net.eval()
+        with torch.inference_mode():
+            last = self.net(tokens)[:, -1]  # (B, D)
+            return last @ self.net.item_weights().T  # (B, n_items)
+
+    def _item_vectors(self) -> torch.Tensor:
+        return self.net.item_weights().detach()
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().numpy() for k, v in self.net.state_dict().items()}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.net = self.build_net(self.n_items)
+        self.net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+        self.net.eval()
