@@ -1,6 +1,6 @@
 """``make run``: the main job end to end on a real dataset.
 
-Trains the best available model on ML-100K (leave-one-out, early stopping on validation),
+Trains the best available model (the SASRec Transformer) on ML-100K (leave-one-out, early stopping on validation),
 evaluates it with full ranking, prints the table by bucket, then shows a few users' last
 events and their next-item recommendations with titles.
 """
@@ -19,8 +19,10 @@ from lmrec.evaluation.report import rich_table
 from lmrec.runs import Run
 from lmrec.training.pipeline import train_run
 
-MODEL = "ease"
-CONFIG = RunConfig()
+# The Transformer, sized for a few minutes on 2 CPU cores (validated 2026-11-28 on ML-100K).
+MODEL = "sasrec"
+CONFIG = RunConfig(model={"max_len": 100, "d_model": 64, "lr": 2e-3, "batch_size": 64, "epochs": 40,
+                          "patience": 3, "eval_every": 2})
 
 
 def main(argv: list[str] | None = None) -> None:

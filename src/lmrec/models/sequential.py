@@ -36,11 +36,18 @@ class SequentialConfig(ModelConfig):
     weight_decay: float = Field(0.0, ge=0)
     patience: int | None = Field(10, ge=1, description="validation checks without gain before stopping")
     eval_every: int = Field(1, ge=1, description="epochs between validation checks")
-    bf16: bool = Field(False, description="bfloat16 autocast for training matmuls on the CPU")
+    bf16: bool | Literal["auto"] = Field(
+        "auto", description="bfloat16 autocast for training matmuls; auto: on when the CPU has native bf16")
     max_train_minutes: float | None = Field(None, gt=0, description="stop training after this wall time")
     valid_users: int | None = Field(None, ge=1, description="validate on a fixed random subset of users")
     checkpoint_dir: str | None = Field(None, description="save a resumable checkpoint here after every epoch")
     progress: bool = True
+
+
+def native_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX); emulated bf16 is slower."""
+    cpu = getattr(torch, "cpu", None)
+    return any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
 def training_windows(seqs: Sequences, max_len: int) -> np.ndarray:
@@ -106,7 +113,8 @@ class SequentialRecommender(Recommender):
         self.net = self.build_net(train.n_items)
         windows = training_windows(train.sequences(), cfg.max_len)
         tcfg = TrainerConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, patience=cfg.patience,
-                             eval_every=cfg.eval_every, bf16=cfg.bf16, progress=cfg.progress,
+                             eval_every=cfg.eval_every, bf16=native_bf16() if cfg.bf16 == "auto" else cfg.bf16,
+                             progress=cfg.progress,
                              time_budget_s=cfg.max_train_minutes * 60 if cfg.max_train_minutes else None)
         trainer = Trainer(self.net, lambda epoch: self._batches(windows, epoch), self._loss, tcfg,
                           validate=self._validator(valid), checkpoint_dir=cfg.checkpoint_dir)
