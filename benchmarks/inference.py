@@ -25,7 +25,8 @@ from lmrec.models import create_model  # noqa: E402
 
 if __name__ == "__main__":
     ds = load_dataset("ml-1m")
-    model_name, config = CONFIGS["ml-1m"]
+    model_name = "sasrec"
+    config = CONFIGS[("ml-1m", model_name)]
     torch.manual_seed(0)
     model = create_model(model_name, config | {"epochs": 1, "progress": False}).fit(ds.interactions)
     histories = ds.interactions.sequences()

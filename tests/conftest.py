@@ -32,12 +32,16 @@ def events_csv(tmp_path: Path) -> Path:
     return path
 
 
+def make_items(n_items: int = 20) -> pl.DataFrame:
+    return pl.DataFrame({"item_id": [100 + i for i in range(n_items)],
+                         "title": [f"Item number {i}" for i in range(n_items)],
+                         "category": ["even" if i % 2 == 0 else "odd" for i in range(n_items)]})
+
+
 @pytest.fixture
 def items_csv(tmp_path: Path) -> Path:
     path = tmp_path / "items.csv"
-    pl.DataFrame({"item_id": [100 + i for i in range(20)],
-                  "title": [f"Item number {i}" for i in range(20)],
-                  "category": ["even" if i % 2 == 0 else "odd" for i in range(20)]}).write_csv(path)
+    make_items().write_csv(path)
     return path
 
 
@@ -47,6 +51,15 @@ def interactions_from(seqs: list[list[int]], n_items: int) -> Interactions:
     item = np.concatenate(seqs).astype(np.int64)
     ts = np.concatenate([np.arange(len(s)) * 86_400 for s in seqs]).astype(np.int64)
     return Interactions(user, item, ts, len(seqs), n_items)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Keep caches (text embeddings) out of the user's home during tests."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
 
 
 @pytest.fixture(scope="session")

@@ -5,4 +5,5 @@ _NEURAL = {"epochs": 3, "d_model": 16, "max_len": 10, "batch_size": 16, "progres
 FAST: dict[str, dict] = {
     "sasrec": _NEURAL | {"n_heads": 2, "n_layers": 1},
     "dnn": _NEURAL | {"hidden": [32]},
+    "text-knn": {"progress": False},
 }

@@ -12,17 +12,20 @@ from tests.models.fast_configs import FAST
 
 
 @pytest.fixture(scope="module")
-def train_data(tmp_path_factory):
-    from tests.conftest import make_events
+def dataset(tmp_path_factory):
+    from tests.conftest import make_events, make_items
 
-    path = tmp_path_factory.mktemp("contract") / "events.csv"
-    make_events().write_csv(path)
-    return load_dataset(path).interactions
+    folder = tmp_path_factory.mktemp("contract")
+    make_events().write_csv(folder / "events.csv")
+    make_items().write_csv(folder / "items.csv")
+    return load_dataset(folder / "events.csv", items=folder / "items.csv")
 
 
 @pytest.fixture(scope="module", params=model_names())
-def fitted(request, train_data):
-    return create_model(request.param, FAST.get(request.param)).fit(train_data)
+def fitted(request, dataset):
+    model = create_model(request.param, FAST.get(request.param))
+    model.attach_items(dataset.item_info)
+    return model.fit(dataset.interactions)
 
 
 def histories():

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 import numpy as np
+import polars as pl
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from safetensors.numpy import load_file, save_file
@@ -48,6 +49,7 @@ class Recommender(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[ModelConfig]] = ModelConfig
+    uses_item_content: ClassVar[bool] = False  # True: attach_items() must be called before fit()
 
     def __init__(self, config: ModelConfig | dict[str, Any] | None = None) -> None:
         if not isinstance(config, ModelConfig):
@@ -83,6 +85,12 @@ class Recommender(ABC):
     def _item_vectors(self) -> torch.Tensor | None:
         """(n_items, d) item representations for similar_items, if the model has them."""
         return None
+
+    def attach_items(self, item_info: pl.DataFrame | None) -> None:
+        """Give the model the catalogue's metadata (one row per item, in index order).
+
+        Content-based models encode it here; the others ignore it.
+        """
 
     # --- shared behaviour ---------------------------------------------------------------
     def _check_fitted(self) -> int:

@@ -59,6 +59,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     seed_everything(config.train.seed)
     t0 = time.perf_counter()
     eval_model = klass(model_config)
+    eval_model.attach_items(dataset.item_info)
     eval_model.fit(dataset.interactions.subset(labels == TRAIN), Validator(dataset.interactions, labels))
     timings["fit_s"] = time.perf_counter() - t0
 
@@ -72,6 +73,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         seed_everything(config.train.seed)
         t0 = time.perf_counter()
         final = klass(eval_model.refit_config())
+        final.attach_items(dataset.item_info)
         final.fit(dataset.interactions)  # every event; epochs fixed by what validation chose
         timings["refit_s"] = time.perf_counter() - t0
         models = {"model": final, "model-eval": eval_model}

@@ -139,6 +139,7 @@ class Trainer:
                         bad_checks += 1
                     bar.update(task, valid=f"{score:.4f} (best {st.best_score:.4f} @ {st.best_epoch})")
                 st.train_seconds += time.perf_counter() - t0  # validation time included: it is part of the cost
+                record["elapsed"] = st.train_seconds
                 st.history.append(record)
                 bar.update(task, completed=st.epoch, epoch=st.epoch)
                 if self.checkpoint_dir is not None:

@@ -1,0 +1,47 @@
+import numpy as np
+import polars as pl
+import pytest
+
+from lmrec.content.encoder import item_texts
+from lmrec.data.processing import ProcessingConfig, process
+from lmrec.data.readers import normalise_interactions, normalise_items
+from lmrec.data.sequences import Sequences
+from lmrec.errors import LmrecError
+from lmrec.models import create_model
+
+TITLES = ["red apple", "green apple", "apple pie", "steel hammer", "iron nails", "claw hammer", "garden hose"]
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    items = normalise_items(pl.DataFrame({"item_id": list(range(7)), "title": TITLES,
+                                          "category": ["fruit"] * 3 + ["tools"] * 3 + ["garden"]}), "items.csv")
+    # Item 5 ("claw hammer") has no events at all: it is only in the catalogue through the items file.
+    events = normalise_interactions(pl.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": [0, 1, 3, 4, 6],
+                                                  "timestamp": [1, 2, 1, 2, 1]}), "events.csv")
+    return process(events, ProcessingConfig(keep_unseen_items=True), items=items)
+
+
+def test_item_texts_title_first_and_multi_values():
+    info = pl.DataFrame({"item": [1], "genres": ["Comedy|Drama"], "title": ["Toy Story"], "year": [1995]})
+    assert item_texts(info) == ["Toy Story. genres: Comedy, Drama"]
+    assert item_texts(info, ["title"]) == ["Toy Story"]
+    with pytest.raises(LmrecError, match="plot"):
+        item_texts(info, ["plot"])
+
+
+def test_recommends_by_meaning_including_items_without_events(dataset):
+    model = create_model("text-knn", {"progress": False})
+    model.attach_items(dataset.item_info)
+    model.fit(dataset.interactions)
+    ids = dataset.items
+    top, _ = model.recommend(Sequences.from_lists([[ids.index(3), ids.index(4)], [ids.index(0)]]), k=2)
+    assert ids.decode(top[0][:1]) == [5]  # tools history -> the never-seen "claw hammer"
+    assert set(ids.decode(top[1])) == {1, 2}  # "red apple" -> the other apple items
+    sim, _ = model.similar_items(np.array([ids.index(0)]), k=1)
+    assert ids.decode(sim[0]) == [1]
+
+
+def test_needs_item_metadata():
+    with pytest.raises(LmrecError, match="--items"):
+        create_model("text-knn").attach_items(None)
