@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from lmrec.data import load_dataset
-from lmrec.data.splits import TEST, TRAIN, VALID, LeaveOneOutConfig, TemporalConfig, eval_set, make_split
+from lmrec.data.splits import HIDDEN, TEST, TRAIN, VALID, LeaveOneOutConfig, TemporalConfig, eval_set, make_split
 from lmrec.training.pipeline import train_run
 from tests.conftest import interactions_from
 
@@ -62,3 +62,15 @@ def test_pipeline_fits_evaluation_model_on_training_events_only(events_csv, tmp_
     train_keys = set(zip(data.user[labels == TRAIN], data.timestamp[labels == TRAIN], strict=True))
     assert set(zip(eval_fit.user, eval_fit.timestamp, strict=True)) == train_keys
     assert len(refit) == len(data)  # the served model learns from every event
+
+
+def test_cold_item_protocol_hides_items_everywhere_but_test(events_csv):
+    data = load_dataset(events_csv).interactions
+    labels = make_split(data, LeaveOneOutConfig(cold_item_fraction=0.25, cold_item_seed=1))
+    hidden_items = np.unique(data.item[labels == HIDDEN])
+    assert hidden_items.size == 5  # 25% of 20 items
+    # Held-out items appear in no training or history event, only as test targets.
+    assert not np.isin(data.item[labels < TEST], hidden_items).any()
+    assert np.isin(data.item[labels == TEST], hidden_items).any()
+    es = eval_set(data, labels, TEST)
+    assert not np.isin(es.histories.values, hidden_items).any()

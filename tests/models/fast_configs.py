@@ -6,4 +6,5 @@ FAST: dict[str, dict] = {
     "sasrec": _NEURAL | {"n_heads": 2, "n_layers": 1},
     "dnn": _NEURAL | {"hidden": [32]},
     "text-knn": {"progress": False},
+    "sasrec-text": _NEURAL | {"n_heads": 2, "n_layers": 1, "adapter_hidden": 16},
 }

@@ -15,25 +15,32 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from lmrec.data.sequences import Interactions, Sequences
 
 TRAIN, VALID, TEST = 0, 1, 2
+HIDDEN = 3  # removed from the data: neither training, history nor target
 
 
-class LeaveOneOutConfig(BaseModel):
+class _SplitBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cold_item_fraction: float = Field(
+        0.0, ge=0, lt=1, description="cold-item protocol: hold out this share of items from training entirely; "
+        "they stay in the catalogue and only their test events remain (as targets)")
+    cold_item_seed: int = 0
+
+
+class LeaveOneOutConfig(_SplitBase):
     """Each user's last event is the test target, the one before it the validation target.
 
     Users with fewer than ``min_events`` events keep everything in training (they have no
     evaluation target), as in SASRec/BERT4Rec.
     """
 
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["leave-one-out"] = "leave-one-out"
     min_events: int = Field(3, ge=3)
 
 
-class TemporalConfig(BaseModel):
+class TemporalConfig(_SplitBase):
     """One global cut in time for test, one before it for validation (a time or a quantile of all
     timestamps). Events at or after the test cut are TEST, those in between VALID."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["temporal"] = "temporal"
     test_time: int | None = None
     test_quantile: float | None = Field(None, gt=0, lt=1)
@@ -78,11 +85,26 @@ def temporal(data: Interactions, config: TemporalConfig) -> np.ndarray:
     return labels
 
 
+def hold_out_items(data: Interactions, labels: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """Make a random ``fraction`` of items cold: every event of theirs becomes HIDDEN except test
+    events, so no model learns from them and no history contains them, yet they remain targets."""
+    rng = np.random.default_rng(seed)
+    present = np.unique(data.item)
+    cold = rng.choice(present, size=int(round(fraction * present.size)), replace=False)
+    out = labels.copy()
+    out[np.isin(data.item, cold) & (labels != TEST)] = HIDDEN
+    return out
+
+
 def make_split(data: Interactions, config: LeaveOneOutConfig | TemporalConfig) -> np.ndarray:
-    """Per-event labels (TRAIN=0, VALID=1, TEST=2), aligned with ``data``."""
+    """Per-event labels (TRAIN=0, VALID=1, TEST=2, HIDDEN=3), aligned with ``data``."""
     if isinstance(config, LeaveOneOutConfig):
-        return leave_one_out(data, config.min_events)
-    return temporal(data, config)
+        labels = leave_one_out(data, config.min_events)
+    else:
+        labels = temporal(data, config)
+    if config.cold_item_fraction > 0:
+        labels = hold_out_items(data, labels, config.cold_item_fraction, config.cold_item_seed)
+    return labels
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rich.progress import Progress
 
 from lmrec.data.sequences import Interactions
-from lmrec.data.splits import VALID, eval_set
+from lmrec.data.splits import HIDDEN, VALID, eval_set
 from lmrec.evaluation import metrics as M
 from lmrec.models.base import Recommender
 
@@ -169,8 +169,8 @@ class Validator:
             return self
         keep = np.random.default_rng(seed).choice(users, max_users, replace=False)
         drop = (self.labels == VALID) & ~np.isin(self.data.user, keep)
-        # Dropped validation events get a label above every stage, so they are neither history nor target.
-        return Validator(self.data, np.where(drop, 3, self.labels).astype(np.int8), self.k)
+        # Dropped validation events become HIDDEN: neither history nor target.
+        return Validator(self.data, np.where(drop, HIDDEN, self.labels).astype(np.int8), self.k)
 
     def __call__(self, model: Recommender) -> float:
         result = evaluate(model, self.data, self.labels, VALID, self.config, breakdown=False)

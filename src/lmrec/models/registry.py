@@ -11,9 +11,10 @@ def _registry() -> dict[str, type[Recommender]]:
     from lmrec.models.baselines import EASE, ItemKNN, Popularity
     from lmrec.models.dnn import DNN
     from lmrec.models.sasrec import SASRec
+    from lmrec.models.sasrec_text import SASRecText
     from lmrec.models.textknn import TextKNN
 
-    return {m.name: m for m in (Popularity, ItemKNN, EASE, SASRec, DNN, TextKNN)}
+    return {m.name: m for m in (Popularity, ItemKNN, EASE, SASRec, DNN, TextKNN, SASRecText)}
 
 
 def model_names() -> list[str]:

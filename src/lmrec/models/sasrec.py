@@ -87,7 +87,7 @@ class SASRecNet(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, L) left-padded with 0 -> hidden states (B, L, D); position t sees tokens <= t."""
         B, L = tokens.shape
-        x = self.item_emb(tokens) * math.sqrt(self.cfg.d_model)  # (B, L, D)
+        x = self.embed(tokens) * math.sqrt(self.cfg.d_model)  # (B, L, D)
         if self.pos_emb is not None:
             x = x + self.pos_emb.weight[-L:]  # right-aligned: the last event is always position max_len - 1
         x = self.emb_drop(x)
@@ -98,6 +98,10 @@ class SASRecNet(nn.Module):
         for block in self.blocks:
             x = block(x, mask)
         return self.ln_f(x)
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Input representation of tokens (B, L) -> (B, L, D); subclasses fuse other views here."""
+        return self.item_emb(tokens)
 
     def item_weights(self) -> torch.Tensor:
         return self.item_emb.weight[1:]  # (n_items, D): the output layer is tied to the input embeddings

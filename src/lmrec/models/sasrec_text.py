@@ -1,0 +1,100 @@
+"""SASRec with items represented by their ID embedding *and* the sentence embedding of their text.
+
+Item representation (used on the input side and, tied, on the output side):
+
+    fused:  e_i = m_i * id_i + A(t_i)      text:  e_i = A(t_i)      id: e_i = id_i (plain SASRec)
+
+``t_i`` is the frozen sentence-encoder vector of the item's text, ``A`` a small learned adapter
+(MLP), and ``m_i`` is 0 for items with no training events, so an item nobody has touched is
+represented by its content alone and can be recommended zero-shot. During training the ID
+part of whole items is dropped at random (``id_dropout``), which teaches the Transformer to
+work from content when the ID embedding is missing or weak: the sparse-user and tail-item case.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+import numpy as np
+import polars as pl
+import torch
+from pydantic import Field
+from torch import nn
+
+from lmrec.content.encoder import DEFAULT_MODEL, TextEncoder, item_texts
+from lmrec.data.sequences import Interactions
+from lmrec.errors import LmrecError
+from lmrec.models.base import Validator
+from lmrec.models.sasrec import SASRec, SASRecConfig, SASRecNet
+
+
+class SASRecTextConfig(SASRecConfig):
+    fusion: Literal["fused", "text", "id"] = Field("fused", description="item view(s) the model uses")
+    encoder: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or local path")
+    text_columns: list[str] | None = Field(None, description="item columns to encode (default: every string column)")
+    adapter_hidden: int = Field(256, ge=1, description="hidden width of the text adapter MLP")
+    id_dropout: float = Field(0.1, ge=0, lt=1, description="share of items whose ID embedding is dropped per batch")
+
+
+class TextSASRecNet(SASRecNet):
+    def __init__(self, cfg: SASRecTextConfig, n_items: int, text: torch.Tensor, warm: torch.Tensor) -> None:
+        super().__init__(cfg, n_items)
+        self.fusion, self.id_dropout = cfg.fusion, cfg.id_dropout
+        # Buffers are part of the state dict: a saved model needs no text encoder to serve.
+        self.register_buffer("text", torch.cat([torch.zeros(1, text.shape[1]), text]))  # (n_items + 1, T)
+        self.register_buffer("warm", torch.cat([torch.zeros(1), warm.float()]))  # (n_items + 1,)
+        self.adapter = nn.Sequential(nn.Linear(text.shape[1], cfg.adapter_hidden), nn.GELU(),
+                                     nn.Linear(cfg.adapter_hidden, cfg.d_model))
+
+    def item_table(self) -> torch.Tensor:
+        """(n_items + 1, D) representation of every token; row 0 (padding) is zero."""
+        if self.fusion == "id":
+            table = self.item_emb.weight
+        else:
+            table = self.adapter(self.text)  # (n_items + 1, D)
+            if self.fusion == "fused":
+                keep = self.warm
+                if self.training and self.id_dropout > 0:
+                    keep = keep * (torch.rand_like(keep) >= self.id_dropout)
+                table = table + keep[:, None] * self.item_emb.weight
+        return table * (torch.arange(table.shape[0]) > 0)[:, None]
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.item_table()[tokens]  # (B, L, D)
+
+    def item_weights(self) -> torch.Tensor:
+        return self.item_table()[1:]  # (n_items, D)
+
+
+class SASRecText(SASRec):
+    """SASRec over items represented by ID and pretrained-language-model text embeddings."""
+
+    name = "sasrec-text"
+    Config = SASRecTextConfig
+    uses_item_content = True
+
+    def __init__(self, config=None) -> None:
+        super().__init__(config)
+        self.text_vectors: np.ndarray | None = None
+        self.warm: np.ndarray | None = None
+
+    def attach_items(self, item_info: pl.DataFrame | None) -> None:
+        if item_info is None:
+            raise LmrecError(f"model {self.name!r} needs item metadata with text: pass --items FILE")
+        texts = item_texts(item_info, self.config.text_columns)
+        self.text_vectors = TextEncoder(self.config.encoder, progress=self.config.progress).encode(texts)
+
+    def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
+        if self.text_vectors is None or len(self.text_vectors) != train.n_items:
+            raise LmrecError(f"model {self.name!r}: item texts must be attached for all {train.n_items} "
+                             "catalogue items before fit")
+        self.warm = (train.item_counts() > 0).astype(np.float32)
+        return super().fit(train, valid)
+
+    def build_net(self, n_items: int) -> TextSASRecNet:
+        return TextSASRecNet(self.config, n_items, torch.from_numpy(self.text_vectors), torch.from_numpy(self.warm))
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.text_vectors = state["text"][1:]
+        self.warm = state["warm"][1:]
+        super()._load_state(state)
