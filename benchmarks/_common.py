@@ -19,13 +19,15 @@ def machine() -> str:
     return f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
-def run_one(dataset: str, model: str, config: dict | None = None, seed: int = 0) -> dict:
+def run_one(dataset: str, model: str, config: dict | None = None, seed: int = 0,
+            split: LeaveOneOutConfig | None = None) -> dict:
     """Leave-one-out, full ranking, seen excluded: the protocol of the published numbers."""
     ds = load_dataset(dataset)
-    labels = make_split(ds.interactions, LeaveOneOutConfig())
+    labels = make_split(ds.interactions, split or LeaveOneOutConfig())
     seed_everything(seed)
     t0 = time.perf_counter()
     m = create_model(model, config)
+    m.attach_items(ds.item_info)
     m.fit(ds.interactions.subset(labels == TRAIN), Validator(ds.interactions, labels))
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -39,6 +41,7 @@ def markdown_rows(results: list[dict]) -> str:
             "| HR@10 head | tail | fit s | eval s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
+        label = r.get("label", r["model"])
         s = r["summary"]
 
         def v(group, bucket, metric="ndcg@10"):
@@ -46,7 +49,7 @@ def markdown_rows(results: list[dict]) -> str:
             return "-" if x is None or np.isnan(x) else f"{x:.4f}"
 
         lines.append(
-            f"| {r['dataset']} | {r['model']} | {s['overall']['hr@10']:.4f} | {s['overall']['ndcg@10']:.4f} "
+            f"| {r['dataset']} | {label} | {s['overall']['hr@10']:.4f} | {s['overall']['ndcg@10']:.4f} "
             f"| {v('by_history', '<=5')} | {v('by_history', '6-20')} | {v('by_history', '>20')} "
             f"| {v('by_popularity', 'head')} | {v('by_popularity', 'tail')} | {v('by_popularity', 'cold')} "
             f"| {v('by_popularity', 'head', 'hr@10')} | {v('by_popularity', 'tail', 'hr@10')} "

@@ -106,3 +106,18 @@ def test_config_file_is_validated(tmp_path, events_csv):
 def test_unknown_model_lists_the_available_ones(tmp_path, events_csv):
     res = invoke("train", "--data", events_csv, "--model", "nope", "--out", tmp_path / "r")
     assert res.exit_code == 2 and "ease" in res.output
+
+
+def test_text_model_recommends_and_finds_items_without_events(tmp_path, events_csv):
+    items = tmp_path / "items.csv"
+    titles = {100 + i: f"Item number {i}" for i in range(20)} | {999: "Item number 5"}  # same text as 105
+    pl.DataFrame({"item_id": list(titles), "title": list(titles.values())}).write_csv(items)
+    out = tmp_path / "run"
+    res = invoke("train", "--data", events_csv, "--items", items, "--model", "text-knn", "--out", out,
+                 "--text-cols", "title")
+    assert res.exit_code == 0, res.output
+    res = invoke("similar", "--run", out, "--item", "105", "--k", 1)
+    assert res.exit_code == 0 and "999" in res.output  # the item with no events, found by its text
+    recs = tmp_path / "recs.csv"
+    assert invoke("recommend", "--run", out, "--output", recs, "--k", 20).exit_code == 0
+    assert 999 in pl.read_csv(recs)["item_id"].to_list()

@@ -65,6 +65,9 @@ def train(
     config: Annotated[Path | None, typer.Option("--config", help="run config (.json/.toml/.yaml): "
                                                 "data, split, model, evaluation, train sections")] = None,
     user_col: UserCol = None, item_col: ItemCol = None, time_col: TimeCol = None, rating_col: RatingCol = None,
+    text_cols: Annotated[str | None, typer.Option(
+        "--text-cols", help="comma-separated item columns to encode for content models (text-knn, sasrec-text); "
+        "default: every string column of the items file")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory")] = False,
 ) -> None:
     """Train a model and write a self-contained run directory.
@@ -78,6 +81,8 @@ def train(
     from lmrec.training.pipeline import train_run
 
     cfg = _columns(load_config(config), user_col, item_col, time_col, rating_col)
+    if text_cols is not None:
+        cfg.model["text_columns"] = [c.strip() for c in text_cols.split(",") if c.strip()]
     result = train_run(data, model, out, cfg, items=items, overwrite=overwrite, log=console.print)
     k = 10 if 10 in cfg.evaluation.ks else cfg.evaluation.ks[0]
     console.print(rich_table(result.summary, k, title=f"{model} on {data}: test, full ranking"))

@@ -28,8 +28,9 @@ class ProcessingConfig(BaseModel):
         "event of each (user, item) pair; none: keep everything")
     min_user_events: int = Field(0, ge=0, description="k-core: users need at least this many events")
     min_item_events: int = Field(0, ge=0, description="k-core: items need at least this many events")
-    keep_unseen_items: bool = Field(
-        False, description="put items of the metadata file that have no events into the catalogue")
+    keep_unseen_items: bool | None = Field(
+        None, description="put items of the metadata file that have no events into the catalogue "
+        "(default: yes for models that use item content, which can recommend them zero-shot)")
 
 
 @dataclass

@@ -13,7 +13,7 @@ import torch
 
 import lmrec
 from lmrec.config import RunConfig
-from lmrec.data import load_dataset
+from lmrec.data import DATASETS, ProcessingConfig, load_dataset
 from lmrec.data.splits import TEST, TRAIN, make_split
 from lmrec.evaluation.evaluator import Validator, evaluate
 from lmrec.evaluation.report import write_report
@@ -45,7 +45,11 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    dataset = load_dataset(source, items=items, columns=config.data.columns, processing=config.data.processing,
+    processing = config.data.processing
+    if klass.uses_item_content and (processing is None or processing.keep_unseen_items is None):
+        base = processing or (DATASETS[str(source)].processing if str(source) in DATASETS else ProcessingConfig())
+        processing = base.model_copy(update={"keep_unseen_items": True})
+    dataset = load_dataset(source, items=items, columns=config.data.columns, processing=processing,
                            item_id_column=config.data.item_id_column)
     stats = dataset.describe()
     labels = make_split(dataset.interactions, config.split)

@@ -1,0 +1,47 @@
+"""Benchmark: the language model over item content on Amazon Beauty (sparse users, tail and cold items).
+
+Ablation: text-knn (no training) vs ID-only SASRec vs text-only vs fused, under
+(a) the standard leave-one-out protocol and (b) the cold-item protocol: 10% of items held out
+of training entirely (all their events removed), kept in the catalogue with their titles;
+the cold bucket then holds the users whose test item is one of them.
+Protocol otherwise as everywhere: full ranking, seen items excluded. Frozen configs
+(validated 2026-11-28); the SASRec part matches benchmarks/sasrec.py.
+
+    .venv/bin/python benchmarks/text.py              # everything
+    .venv/bin/python benchmarks/text.py standard     # or: cold
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine, markdown_rows, run_one  # noqa: E402
+from sasrec import CONFIGS as SEQ  # noqa: E402
+
+from lmrec.data.splits import LeaveOneOutConfig  # noqa: E402
+
+DATASET = "beauty"
+ID_ONLY = SEQ[(DATASET, "sasrec")]
+RUNS = [
+    ("text-knn", "text-knn", {"recency_decay": 0.5, "text_columns": ["title"]}),
+    ("sasrec (ID only)", "sasrec", ID_ONLY),
+    ("sasrec-text (text only)", "sasrec-text", ID_ONLY | {"fusion": "text", "text_columns": ["title"]}),
+    ("sasrec-text (fused)", "sasrec-text", ID_ONLY | {"fusion": "fused", "text_columns": ["title"]}),
+]
+PROTOCOLS = {"standard": LeaveOneOutConfig(), "cold": LeaveOneOutConfig(cold_item_fraction=0.1, cold_item_seed=0)}
+
+if __name__ == "__main__":
+    wanted = sys.argv[1:] or list(PROTOCOLS)
+    for protocol in wanted:
+        results = []
+        for label, model, config in RUNS:
+            r = run_one(DATASET, model, config | {"progress": False}, split=PROTOCOLS[protocol])
+            r["label"] = label
+            s = r["summary"]
+            print(f"[{protocol}] {label}: NDCG@10 {s['overall']['ndcg@10']:.4f} HR@10 {s['overall']['hr@10']:.4f} "
+                  f"cold HR@10 {s['by_popularity']['cold'].get('hr@10')} fit {r['fit_s']:.0f}s", flush=True)
+            results.append(r)
+        print(f"\n### {DATASET}, {protocol} protocol\nmachine: {machine()}\n")
+        print(markdown_rows(results), flush=True)
