@@ -63,3 +63,11 @@ def test_short_training_on_ml100k_beats_popularity(shared_data):
     ndcg = evaluate(model, ds.interactions, labels, TEST).summary()["overall"]["ndcg@10"]
     assert ndcg > 1.5 * pop, (ndcg, pop)
     assert np.isfinite(ndcg)
+
+
+def test_random_windows_reach_older_events():
+    seqs = Sequences.from_lists([list(range(10)), [3, 4]])
+    rng = np.random.default_rng(0)
+    firsts = {int(training_windows(seqs, 3, rng)[0, 0]) for _ in range(50)}
+    assert len(firsts) > 3  # windows start at different points of the long history
+    assert training_windows(seqs, 3, rng)[1].tolist() == [0, 0, 4, 5]  # short users are unchanged

@@ -65,6 +65,14 @@ class Sequences:
         offsets = np.arange(indptr[-1], dtype=np.int64) - np.repeat(indptr[:-1], lengths)
         return Sequences(indptr, self.values[np.repeat(starts, lengths) + offsets])
 
+    def prefixes(self, lengths: np.ndarray) -> Sequences:
+        """Each row cut to its first ``lengths[r]`` values (``lengths`` <= the row lengths)."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        indptr = np.zeros(len(self) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        offsets = np.arange(indptr[-1], dtype=np.int64) - np.repeat(indptr[:-1], lengths)
+        return Sequences(indptr, self.values[np.repeat(self.indptr[:-1], lengths) + offsets])
+
     def to_matrix(self, n_cols: int, binary: bool = True) -> sp.csr_matrix:
         """(rows, n_cols) sparse matrix; repeated values count once when ``binary``."""
         m = sp.csr_matrix(

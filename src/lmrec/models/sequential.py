@@ -31,6 +31,9 @@ class SequentialConfig(ModelConfig):
         "negatives; bce: one negative per position (original SASRec)")
     n_negatives: int = Field(256, ge=1, description="negatives per batch for loss=sampled")
     epochs: int = Field(200, ge=1)
+    window: Literal["last", "random"] = Field(
+        "last", description="training window of users longer than max_len: their last events, or a window "
+        "ending at a random point each epoch (trains on older events too)")
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
@@ -50,13 +53,21 @@ def native_bf16() -> bool:
     return any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
-def training_windows(seqs: Sequences, max_len: int) -> np.ndarray:
-    """(U, max_len + 1) token windows: each user's last max_len + 1 events, left-padded with 0.
+def training_windows(seqs: Sequences, max_len: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """(U, max_len + 1) token windows of the users with >= 2 events, left-padded with 0.
 
-    Position t of ``window[:, :-1]`` is trained to predict ``window[:, t + 1]``.
+    Position t of ``window[:, :-1]`` is trained to predict ``window[:, t + 1]``. By default the
+    window holds each user's last max_len + 1 events; with ``rng`` a user with more events gets a
+    window ending at a random point, so over the epochs the older events are trained on too.
     """
-    keep = seqs.lengths() >= 2
-    return seqs.take(np.flatnonzero(keep)).to_padded(max_len + 1, pad=-1) + 1
+    seqs = seqs.take(np.flatnonzero(seqs.lengths() >= 2))
+    if rng is not None:
+        lengths = seqs.lengths()
+        long = lengths > max_len + 1
+        ends = lengths.copy()
+        ends[long] = rng.integers(max_len + 1, lengths[long] + 1)
+        seqs = seqs.prefixes(ends)
+    return seqs.to_padded(max_len + 1, pad=-1) + 1
 
 
 class SequentialRecommender(Recommender):
@@ -72,10 +83,11 @@ class SequentialRecommender(Recommender):
         raise NotImplementedError
 
     # --- training ---------------------------------------------------------------------------
-    def _batches(self, windows: np.ndarray, epoch: int):
+    def _batches(self, seqs: Sequences, epoch: int):
         """Length-bucketed batches: similar lengths together, so little time goes into padding."""
         cfg = self.config
         rng = np.random.default_rng(epoch + 1_000_003 * self._seed)
+        windows = training_windows(seqs, cfg.max_len, rng if cfg.window == "random" else None)
         lengths = (windows != 0).sum(axis=1)
         order = np.lexsort((rng.random(len(windows)), lengths))
         chunks = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
@@ -111,12 +123,12 @@ class SequentialRecommender(Recommender):
         self._seed = int(torch.initial_seed() % (2**31))
         self.n_items = train.n_items
         self.net = self.build_net(train.n_items)
-        windows = training_windows(train.sequences(), cfg.max_len)
+        seqs = train.sequences()
         tcfg = TrainerConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, patience=cfg.patience,
                              eval_every=cfg.eval_every, bf16=native_bf16() if cfg.bf16 == "auto" else cfg.bf16,
                              progress=cfg.progress,
                              time_budget_s=cfg.max_train_minutes * 60 if cfg.max_train_minutes else None)
-        trainer = Trainer(self.net, lambda epoch: self._batches(windows, epoch), self._loss, tcfg,
+        trainer = Trainer(self.net, lambda epoch: self._batches(seqs, epoch), self._loss, tcfg,
                           validate=self._validator(valid), checkpoint_dir=cfg.checkpoint_dir)
         trainer.load_checkpoint()
         self.train_state = trainer.fit()
