@@ -223,6 +223,37 @@ def download(
 
 
 @app.command()
+@friendly_errors
+def serve(
+    run: RunOpt,
+    db: Annotated[Path | None, typer.Option("--db", help="SQLite event store (default: RUN_DIR/events.db)")] = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="LMREC_API_KEY",
+                                                help="require this X-API-Key on write endpoints")] = None,
+    fallback: Annotated[str, typer.Option("--fallback", help="unknown users: popularity or empty")] = "popularity",
+) -> None:
+    """Serve a run over HTTP: /recommend, /events, /similar, /items, /health, /metrics (docs at /docs).
+
+    Posted events are stored durably before they are acknowledged and change that user's next
+    recommendation immediately.
+    """
+    try:
+        import uvicorn
+
+        from lmrec.serving import EventStore, ServiceState, create_app
+    except ImportError as exc:
+        raise LmrecError(f"serving needs its extra: pip install 'lmrec[serve]' ({exc})") from None
+    from lmrec.runs import Run
+
+    r = Run.open(run)
+    state = ServiceState(r, EventStore(db or r.path / "events.db"), fallback=fallback)
+    console.print(f"serving {r.model_name} ({len(state.items):,} items, {len(state.histories):,} users, "
+                  f"{state.events_replayed:,} stored events replayed) on http://{host}:{port}")
+    uvicorn.run(create_app(state, api_key=api_key), host=host, port=port, log_level="warning")
+
+
+@app.command()
 def models() -> None:
     """List the available models."""
     from lmrec.models.registry import get_model_class, model_names

@@ -1,0 +1,107 @@
+"""What the service holds in memory: the served model, every user's history, popularity.
+
+Histories start from the run's data and replay the event store, so a restarted service
+recommends exactly as before the restart. New events update a user's history at once; the
+sequence model simply re-encodes the longer history at the next request.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmrec.data.sequences import Sequences
+from lmrec.errors import LmrecError
+from lmrec.runs import Run
+from lmrec.serving.store import EventStore
+
+
+class UnknownIdError(LmrecError, KeyError):
+    def __init__(self, field: str, value) -> None:
+        self.field, self.value = field, value
+        super().__init__(f"{field}: unknown id {value!r}")
+
+
+@dataclass
+class Recommendation:
+    item_id: object
+    score: float
+    title: str
+
+
+class ServiceState:
+    def __init__(self, run: Run, store: EventStore, *, fallback: str = "popularity") -> None:
+        if fallback not in ("popularity", "empty"):
+            raise LmrecError(f"fallback must be 'popularity' or 'empty', got {fallback!r}")
+        self.run, self.store, self.fallback = run, store, fallback
+        self.model = run.load_model()
+        self.items = run.dataset.items
+        # Path parameters and JSON bodies carry ids as text or numbers; match on the text form.
+        self._index = {str(i): idx for idx, i in enumerate(self.items.ids)}
+        self._lock = threading.Lock()
+        seqs = run.dataset.interactions.sequences()
+        self.histories: dict[str, list[int]] = {
+            str(uid): seqs[u].tolist() for u, uid in enumerate(run.dataset.users.ids)}
+        counts = run.dataset.interactions.item_counts()
+        self.popular = np.argsort(-counts, kind="stable")
+        self.events_replayed = 0
+        for user_id, item_id, _, _ in store.all():
+            self.histories.setdefault(user_id, []).append(self._index[item_id])
+            self.events_replayed += 1
+
+    def item_index(self, item_id, field: str = "item_id") -> int:
+        idx = self._index.get(str(item_id))
+        if idx is None:
+            raise UnknownIdError(field, item_id)
+        return idx
+
+    def add_events(self, events: list[tuple[str, object, int, str | None]]) -> int:
+        """Validate every item first, then store the batch durably, then update histories."""
+        indices = [self.item_index(e[1], f"events[{j}].item_id") for j, e in enumerate(events)]
+        self.store.append([(str(u), str(i), int(t), typ) for u, i, t, typ in events])
+        with self._lock:
+            for (user_id, _, _, _), idx in zip(events, indices, strict=True):
+                self.histories.setdefault(str(user_id), []).append(idx)
+        return len(events)
+
+    def history(self, user_id: str) -> list[int] | None:
+        with self._lock:
+            h = self.histories.get(str(user_id))
+            return list(h) if h is not None else None
+
+    def _titles(self, idx: np.ndarray) -> list[str]:
+        return self.run.item_titles(idx)
+
+    def recommend_history(self, history: list[int], k: int, exclude_seen: bool = True) -> list[Recommendation]:
+        top, scores = self.model.recommend(Sequences.from_lists([history]), k, exclude_seen=exclude_seen)
+        keep = top[0] >= 0
+        idx, sc = top[0][keep], scores[0][keep]
+        return [Recommendation(i, float(s), t) for i, s, t in zip(self.items.decode(idx), sc, self._titles(idx),
+                                                                   strict=True)]
+
+    def recommend_user(self, user_id: str, k: int) -> tuple[list[Recommendation], str]:
+        history = self.history(user_id)
+        if history:
+            return self.recommend_history(history, k), "model"
+        if self.fallback == "empty":
+            return [], "unknown-user"
+        idx = self.popular[:k]
+        counts = self.run.dataset.interactions.item_counts()
+        return [Recommendation(i, float(counts[j]), t) for i, j, t in zip(self.items.decode(idx), idx,
+                                                                          self._titles(idx), strict=True)], "popularity"
+
+    def similar(self, item_id, k: int) -> list[Recommendation]:
+        idx = self.item_index(item_id)
+        top, scores = self.model.similar_items(np.array([idx]), k)
+        keep = top[0] >= 0
+        return [Recommendation(i, float(s), t) for i, s, t in zip(self.items.decode(top[0][keep]), scores[0][keep],
+                                                                   self._titles(top[0][keep]), strict=True)]
+
+    def item_info(self, item_id) -> dict:
+        idx = self.item_index(item_id)
+        info = self.run.dataset.item_info
+        row = {} if info is None else {k: v for k, v in info.row(idx, named=True).items() if k != "item"}
+        return {"item_id": self.items.ids[idx], **row,
+                "training_events": int(self.run.dataset.interactions.item_counts()[idx])}

@@ -1,0 +1,55 @@
+"""Durable event store: SQLite in WAL mode. An event is committed before the API acknowledges it."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    type TEXT
+);
+CREATE INDEX IF NOT EXISTS events_user ON events(user_id, seq);
+"""
+
+
+class EventStore:
+    """Append-only event log. ``synchronous=FULL`` so an acknowledged write survives a crash."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(SCHEMA)
+
+    def append(self, events: list[tuple[str, str, int, str | None]]) -> None:
+        """Store a batch atomically: all events or none."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("INSERT INTO events(user_id, item_id, timestamp, type) VALUES (?, ?, ?, ?)",
+                                       events)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def all(self) -> list[tuple[str, str, int, str | None]]:
+        with self._lock:
+            return self._conn.execute("SELECT user_id, item_id, timestamp, type FROM events ORDER BY seq").fetchall()
+
+    def count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

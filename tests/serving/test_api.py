@@ -1,0 +1,113 @@
+"""In-process API tests (httpx over the ASGI app): every endpoint and its errors."""
+
+import asyncio
+
+import httpx
+import pytest
+
+from lmrec.runs import Run
+from lmrec.serving import EventStore, ServiceState, create_app
+from lmrec.training.pipeline import train_run
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from tests.conftest import make_events, make_items
+
+    folder = tmp_path_factory.mktemp("serve")
+    make_events().write_csv(folder / "events.csv")
+    make_items().write_csv(folder / "items.csv")
+    train_run(folder / "events.csv", "itemknn", folder / "run", items=folder / "items.csv", log=lambda *_: None)
+    return folder / "run"
+
+
+@pytest.fixture
+def client(run_dir, tmp_path):
+    state = ServiceState(Run.open(run_dir), EventStore(tmp_path / "events.db"))
+    app = create_app(state, api_key="secret")
+
+    def call(method, url, **kw):
+        async def go():
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+                return await c.request(method, url, **kw)
+
+        return asyncio.run(go())
+
+    return call
+
+
+KEY = {"X-API-Key": "secret"}
+
+
+def test_recommend_known_user_excludes_seen_items(client):
+    r = client("GET", "/recommend/u0?k=5")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["source"] == "model" and len(body["items"]) == 5
+    seen = {100 + j for j in range(8)}  # user u0 walked items 100..107
+    assert not seen & {i["item_id"] for i in body["items"]}
+    assert body["items"][0]["item_id"] == 108  # the next item of the cycle
+
+
+def test_posted_events_change_the_next_recommendation(client):
+    before = client("GET", "/recommend/u0?k=3").json()["items"]
+    r = client("POST", "/events", json={"events": [{"user_id": "u0", "item_id": 108, "timestamp": 2_000_000}]},
+               headers=KEY)
+    assert r.status_code == 201 and r.json() == {"accepted": 1}
+    after = client("GET", "/recommend/u0?k=3").json()["items"]
+    assert 108 not in [i["item_id"] for i in after] and after != before
+    assert after[0]["item_id"] == 109
+
+
+def test_unknown_user_gets_popularity_then_model_after_events(client):
+    r = client("GET", "/recommend/newcomer?k=3").json()
+    assert r["source"] == "popularity" and len(r["items"]) == 3
+    client("POST", "/events", json={"events": [{"user_id": "newcomer", "item_id": 103}]}, headers=KEY)
+    r = client("GET", "/recommend/newcomer?k=3").json()
+    assert r["source"] == "model" and r["items"][0]["item_id"] == 104
+
+
+def test_anonymous_history(client):
+    r = client("POST", "/recommend", json={"history": list(range(100, 108)), "k": 2})
+    assert r.status_code == 200
+    assert r.json()["items"] == client("GET", "/recommend/u0?k=2").json()["items"]  # same history, same answer
+
+
+def test_similar_items_health_metrics(client):
+    r = client("GET", "/similar/105?k=2")
+    assert r.status_code == 200 and len(r.json()) == 2 and 105 not in [i["item_id"] for i in r.json()]
+    assert client("GET", "/items/105").json()["title"] == "Item number 5"
+    health = client("GET", "/health").json()
+    assert health["status"] == "ok" and health["items"] == 20
+    metrics = client("GET", "/metrics")
+    assert metrics.status_code == 200 and "lmrec_requests_total" in metrics.text
+
+
+@pytest.mark.parametrize("method,url,kw,status,needle", [
+    ("GET", "/recommend/u0?k=0", {}, 422, "k"),
+    ("GET", "/recommend/u0?k=100000", {}, 422, "k"),
+    ("GET", "/recommend/u0?k=abc", {}, 422, "k"),
+    ("POST", "/recommend", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "json"),
+    ("POST", "/recommend", {"json": {"history": [999999]}}, 404, "history[0]"),
+    ("POST", "/recommend", {"json": {"history": "abc"}}, 422, "history"),
+    ("POST", "/events", {"json": {"events": [{"user_id": "u0", "item_id": 999999}]}, "headers": KEY}, 404,
+     "events[0].item_id"),
+    ("POST", "/events", {"json": {"events": [{"user_id": "u0"}]}, "headers": KEY}, 422, "item_id"),
+    ("POST", "/events", {"json": {"events": []}, "headers": KEY}, 422, "events"),
+    ("POST", "/events", {"json": {"events": [{"user_id": "u0", "item_id": 100}] * 10_001}, "headers": KEY}, 422,
+     "events"),
+    ("POST", "/events", {"json": {"events": [{"user_id": "u0", "item_id": 100}]}}, 401, "X-API-Key"),
+    ("GET", "/similar/nope", {}, 404, "item_id"),
+    ("GET", "/items/nope", {}, 404, "item_id"),
+])
+def test_bad_input_is_a_4xx_naming_the_field(client, method, url, kw, status, needle):
+    r = client(method, url, **kw)
+    assert r.status_code == status, r.text
+    assert needle in r.text
+
+
+def test_a_rejected_batch_stores_nothing(client, tmp_path):
+    bad = {"events": [{"user_id": "u1", "item_id": 100}, {"user_id": "u1", "item_id": 999999}]}
+    assert client("POST", "/events", json=bad, headers=KEY).status_code == 404
+    assert client("GET", "/health").json()["events_stored"] == 0
