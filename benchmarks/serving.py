@@ -1,0 +1,97 @@
+"""Benchmark: the HTTP service under load on loopback (ML-1M Transformer, exact top-k).
+
+Trains the ML-1M SASRec architecture of benchmarks/sasrec.py for one epoch (latency does not
+depend on the weights' values), starts `lmrec serve` as a real process, then drives it from
+this process with a closed-loop load generator: N concurrent clients, each issuing requests
+back to back, for a fixed number of requests.
+
+    .venv/bin/python benchmarks/serving.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sasrec import CONFIGS  # noqa: E402
+
+from lmrec.config import RunConfig, TrainConfig  # noqa: E402
+from lmrec.training.pipeline import train_run  # noqa: E402
+
+CONCURRENCY = 8
+REQUESTS = 3000
+EVENT_BATCHES, EVENT_BATCH = 100, 100
+
+
+async def drive(base: str, make_request, n: int, concurrency: int) -> tuple[np.ndarray, float]:
+    latencies: list[float] = []
+    counter = iter(range(n))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        async def worker():
+            for j in counter:
+                t0 = time.perf_counter()
+                r = await make_request(client, j)
+                latencies.append(time.perf_counter() - t0)
+                assert r.status_code < 300, r.text
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return np.array(latencies) * 1000, time.perf_counter() - t0
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="lmrec-serve-bench-"))
+    cfg = RunConfig(model=CONFIGS[("ml-1m", "sasrec")] | {"epochs": 1, "progress": False, "max_train_minutes": None},
+                    train=TrainConfig(refit=False))
+    train_run("ml-1m", "sasrec", work / "run", cfg, log=lambda *_: None)
+    users = json.loads((work / "run" / "data" / "users.json").read_text())["ids"]
+    items = json.loads((work / "run" / "data" / "items.json").read_text())["ids"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "lmrec.cli.main", "serve", "--run", str(work / "run"),
+                               "--db", str(work / "events.db"), "--port", str(port)])
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        rng = np.random.default_rng(0)
+        picks = rng.choice(users, REQUESTS)
+
+        async def rec(client, j):
+            return await client.get(f"/recommend/{picks[j]}", params={"k": 10})
+
+        asyncio.run(drive(base, rec, 200, CONCURRENCY))  # warm-up
+        lat, wall = asyncio.run(drive(base, rec, REQUESTS, CONCURRENCY))
+        print(f"GET /recommend (k=10, {CONCURRENCY} concurrent clients, {REQUESTS} requests): "
+              f"{REQUESTS / wall:.0f} req/s, p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms")
+
+        async def ingest(client, j):
+            batch = [{"user_id": str(rng.choice(users)), "item_id": int(rng.choice(items)), "timestamp": 2_000_000_000}
+                     for _ in range(EVENT_BATCH)]
+            return await client.post("/events", json={"events": batch})
+
+        lat, wall = asyncio.run(drive(base, ingest, EVENT_BATCHES, 4))
+        print(f"POST /events ({EVENT_BATCHES} batches of {EVENT_BATCH}, 4 clients): "
+              f"{EVENT_BATCHES * EVENT_BATCH / wall:.0f} events/s, p50 {np.percentile(lat, 50):.1f} ms per batch")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
