@@ -44,7 +44,7 @@ def markdown_rows(results: list[dict]) -> str:
         label = r.get("label", r["model"])
         s = r["summary"]
 
-        def v(group, bucket, metric="ndcg@10"):
+        def v(group, bucket, metric="ndcg@10", s=s):
             x = s[group][bucket].get(metric)
             return "-" if x is None or np.isnan(x) else f"{x:.4f}"
 

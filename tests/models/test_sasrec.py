@@ -3,12 +3,12 @@ import pytest
 import torch
 
 from lmrec.data import load_dataset
+from lmrec.data.sequences import Sequences
 from lmrec.data.splits import TEST, LeaveOneOutConfig, make_split
 from lmrec.evaluation import EvalConfig, evaluate
 from lmrec.models import create_model
 from lmrec.models.sasrec import SASRecConfig, SASRecNet
 from lmrec.models.sequential import training_windows
-from lmrec.data.sequences import Sequences
 
 
 @pytest.mark.parametrize("positional", ["learned", "rotary"])

@@ -128,3 +128,17 @@ class TextEncoder:
             self._write_cache(cached_keys, cached)
             index = {k: i for i, k in enumerate(cached_keys.tolist())}
         return cached[[index[k] for k in keys.tolist()]]
+
+
+def encode_catalogue(item_info: pl.DataFrame | None, *, model: str, columns: list[str] | None, progress: bool,
+                     who: str) -> np.ndarray:
+    """(n_items, dim) text vectors of the catalogue's metadata, for content model ``who``."""
+    if item_info is None:
+        raise LmrecError(f"model {who!r} needs item metadata with text: pass --items FILE")
+    return TextEncoder(model, progress=progress).encode(item_texts(item_info, columns))
+
+
+def check_attached(vectors: np.ndarray | None, n_items: int, who: str) -> None:
+    if vectors is None or len(vectors) != n_items:
+        raise LmrecError(f"model {who!r}: item texts must be attached (attach_items) for all {n_items} "
+                         "catalogue items before fit")

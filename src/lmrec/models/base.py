@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -86,7 +86,7 @@ class Recommender(ABC):
         """(n_items, d) item representations for similar_items, if the model has them."""
         return None
 
-    def attach_items(self, item_info: pl.DataFrame | None) -> None:
+    def attach_items(self, item_info: pl.DataFrame | None) -> None:  # noqa: B027 - optional hook, no-op by default
         """Give the model the catalogue's metadata (one row per item, in index order).
 
         Content-based models encode it here; the others ignore it.

@@ -21,9 +21,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from lmrec.content.encoder import DEFAULT_MODEL, TextEncoder, item_texts
+from lmrec.content.encoder import DEFAULT_MODEL, check_attached, encode_catalogue
 from lmrec.data.sequences import Interactions
-from lmrec.errors import LmrecError
 from lmrec.models.base import Validator
 from lmrec.models.sasrec import SASRec, SASRecConfig, SASRecNet
 
@@ -79,15 +78,11 @@ class SASRecText(SASRec):
         self.warm: np.ndarray | None = None
 
     def attach_items(self, item_info: pl.DataFrame | None) -> None:
-        if item_info is None:
-            raise LmrecError(f"model {self.name!r} needs item metadata with text: pass --items FILE")
-        texts = item_texts(item_info, self.config.text_columns)
-        self.text_vectors = TextEncoder(self.config.encoder, progress=self.config.progress).encode(texts)
+        self.text_vectors = encode_catalogue(item_info, model=self.config.encoder, columns=self.config.text_columns,
+                                             progress=self.config.progress, who=self.name)
 
     def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
-        if self.text_vectors is None or len(self.text_vectors) != train.n_items:
-            raise LmrecError(f"model {self.name!r}: item texts must be attached for all {train.n_items} "
-                             "catalogue items before fit")
+        check_attached(self.text_vectors, train.n_items, self.name)
         self.warm = (train.item_counts() > 0).astype(np.float32)
         return super().fit(train, valid)
 

@@ -14,9 +14,8 @@ import polars as pl
 import torch
 from pydantic import Field
 
-from lmrec.content.encoder import DEFAULT_MODEL, TextEncoder, item_texts
+from lmrec.content.encoder import DEFAULT_MODEL, check_attached, encode_catalogue
 from lmrec.data.sequences import Interactions, Sequences
-from lmrec.errors import LmrecError
 from lmrec.models.base import ModelConfig, Recommender, Validator
 
 
@@ -40,15 +39,11 @@ class TextKNN(Recommender):
         self.vectors: np.ndarray | None = None
 
     def attach_items(self, item_info: pl.DataFrame | None) -> None:
-        if item_info is None:
-            raise LmrecError(f"model {self.name!r} needs item metadata with text: pass --items FILE")
-        texts = item_texts(item_info, self.config.text_columns)
-        self.vectors = TextEncoder(self.config.encoder, progress=self.config.progress).encode(texts)
+        self.vectors = encode_catalogue(item_info, model=self.config.encoder, columns=self.config.text_columns,
+                                        progress=self.config.progress, who=self.name)
 
     def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
-        if self.vectors is None or len(self.vectors) != train.n_items:
-            raise LmrecError(f"model {self.name!r}: item texts must be attached (attach_items) for all "
-                             f"{train.n_items} catalogue items before fit")
+        check_attached(self.vectors, train.n_items, self.name)
         self.n_items = train.n_items
         return self
 
