@@ -232,6 +232,8 @@ def serve(
     api_key: Annotated[str | None, typer.Option("--api-key", envvar="LMREC_API_KEY",
                                                 help="require this X-API-Key on write endpoints")] = None,
     fallback: Annotated[str, typer.Option("--fallback", help="unknown users: popularity or empty")] = "popularity",
+    retrieval: Annotated[str, typer.Option("--retrieval", help="exact, faiss (HNSW index), or auto: faiss for "
+                                           "sequence models with over 50,000 items")] = "auto",
 ) -> None:
     """Serve a run over HTTP: /recommend, /events, /similar, /items, /health, /metrics (docs at /docs).
 
@@ -247,7 +249,7 @@ def serve(
     from lmrec.runs import Run
 
     r = Run.open(run)
-    state = ServiceState(r, EventStore(db or r.path / "events.db"), fallback=fallback)
+    state = ServiceState(r, EventStore(db or r.path / "events.db"), fallback=fallback, retrieval=retrieval)
     console.print(f"serving {r.model_name} ({len(state.items):,} items, {len(state.histories):,} users, "
                   f"{state.events_replayed:,} stored events replayed) on http://{host}:{port}")
     uvicorn.run(create_app(state, api_key=api_key), host=host, port=port, log_level="warning")

@@ -140,18 +140,27 @@ class SequentialRecommender(Recommender):
                                              "max_train_minutes": None})
 
     # --- inference ---------------------------------------------------------------------------
-    def _score(self, histories: Sequences) -> torch.Tensor:
+    def query_vectors(self, histories: Sequences) -> torch.Tensor:
+        """(B, D) user states; scores are their inner products with ``output_item_vectors()``."""
+        self._check_fitted()
         tokens = torch.from_numpy(histories.to_padded(self.config.max_len, pad=-1) + 1)  # (B, L)
         if len(histories):
             longest = int(min(self.config.max_len, max(1, histories.lengths().max())))
             tokens = tokens[:, -longest:]
         self.net.eval()
         with torch.inference_mode():
-            last = self.net(tokens)[:, -1]  # (B, D)
-            return last @ self.net.item_weights().T  # (B, n_items)
+            return self.net(tokens)[:, -1]  # (B, D): the state after the most recent event
+
+    def output_item_vectors(self) -> torch.Tensor:
+        """(n_items, D) item vectors of the output layer (what nearest-neighbour retrieval indexes)."""
+        with torch.inference_mode():
+            return self.net.item_weights().detach()
+
+    def _score(self, histories: Sequences) -> torch.Tensor:
+        return self.query_vectors(histories) @ self.output_item_vectors().T  # (B, n_items)
 
     def _item_vectors(self) -> torch.Tensor:
-        return self.net.item_weights().detach()
+        return self.output_item_vectors()
 
     def _state(self) -> dict[str, np.ndarray]:
         return {k: v.detach().numpy() for k, v in self.net.state_dict().items()}

@@ -15,6 +15,7 @@ import numpy as np
 from lmrec.data.sequences import Sequences
 from lmrec.errors import LmrecError
 from lmrec.runs import Run
+from lmrec.serving.retrieval import make_retriever
 from lmrec.serving.store import EventStore
 
 
@@ -32,11 +33,12 @@ class Recommendation:
 
 
 class ServiceState:
-    def __init__(self, run: Run, store: EventStore, *, fallback: str = "popularity") -> None:
+    def __init__(self, run: Run, store: EventStore, *, fallback: str = "popularity", retrieval: str = "auto") -> None:
         if fallback not in ("popularity", "empty"):
             raise LmrecError(f"fallback must be 'popularity' or 'empty', got {fallback!r}")
         self.run, self.store, self.fallback = run, store, fallback
         self.model = run.load_model()
+        self.retriever = make_retriever(self.model, retrieval)
         self.items = run.dataset.items
         # Path parameters and JSON bodies carry ids as text or numbers; match on the text form.
         self._index = {str(i): idx for idx, i in enumerate(self.items.ids)}
@@ -75,7 +77,7 @@ class ServiceState:
         return self.run.item_titles(idx)
 
     def recommend_history(self, history: list[int], k: int, exclude_seen: bool = True) -> list[Recommendation]:
-        top, scores = self.model.recommend(Sequences.from_lists([history]), k, exclude_seen=exclude_seen)
+        top, scores = self.retriever.recommend(Sequences.from_lists([history]), k, exclude_seen=exclude_seen)
         keep = top[0] >= 0
         idx, sc = top[0][keep], scores[0][keep]
         return [Recommendation(i, float(s), t) for i, s, t in zip(self.items.decode(idx), sc, self._titles(idx),
