@@ -111,3 +111,40 @@ def test_a_rejected_batch_stores_nothing(client, tmp_path):
     bad = {"events": [{"user_id": "u1", "item_id": 100}, {"user_id": "u1", "item_id": 999999}]}
     assert client("POST", "/events", json=bad, headers=KEY).status_code == 404
     assert client("GET", "/health").json()["events_stored"] == 0
+
+
+def test_adding_items_needs_a_content_model(client):
+    r = client("POST", "/items", json={"items": [{"item_id": 500, "title": "x"}]}, headers=KEY)
+    assert r.status_code == 422 and "content model" in r.text
+
+
+def test_new_item_with_text_is_recommendable_at_once_and_survives_restart(tmp_path):
+    from tests.conftest import make_events, make_items
+
+    make_events().write_csv(tmp_path / "events.csv")
+    make_items().write_csv(tmp_path / "items.csv")
+    train_run(tmp_path / "events.csv", "text-knn", tmp_path / "run", items=tmp_path / "items.csv",
+              log=lambda *_: None)
+
+    def client_for(state):
+        app = create_app(state)
+
+        def call(method, url, **kw):
+            async def go():
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+                    return await c.request(method, url, **kw)
+
+            return asyncio.run(go())
+
+        return call
+
+    store = EventStore(tmp_path / "events.db")
+    call = client_for(ServiceState(Run.open(tmp_path / "run"), store))
+    r = call("POST", "/items", json={"items": [{"item_id": 777, "title": "Item number 3", "category": "odd"}]})
+    assert r.status_code == 201 and r.json()["catalogue_size"] == 21
+    assert call("GET", "/items/777").json()["training_events"] == 0
+    assert call("GET", "/similar/103?k=1").json()[0]["item_id"] == 777  # same text as item 103
+    assert call("POST", "/items", json={"items": [{"item_id": 777, "title": "again"}]}).status_code == 422
+    store.close()
+    call = client_for(ServiceState(Run.open(tmp_path / "run"), EventStore(tmp_path / "events.db")))
+    assert call("GET", "/similar/103?k=1").json()[0]["item_id"] == 777

@@ -71,6 +71,15 @@ class Vocabulary:
     def decode(self, indices: np.ndarray) -> list:
         return [self.ids[i] for i in np.asarray(indices).ravel()]
 
+    def extend(self, ids: list) -> None:
+        """Append new ids (they get the next indices); existing indices never change."""
+        for original in ids:
+            original = self.coerce(original)
+            if original in self._index:
+                raise ValueError(f"id {original!r} is already in the vocabulary")
+            self._index[original] = len(self.ids)
+            self.ids.append(original)
+
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps({"kind": self.kind, "ids": self.ids}))
 

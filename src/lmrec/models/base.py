@@ -92,6 +92,14 @@ class Recommender(ABC):
         Content-based models encode it here; the others ignore it.
         """
 
+    def add_items(self, item_info: pl.DataFrame) -> None:
+        """Append new catalogue items (metadata rows) to a fitted model without retraining.
+
+        Only content models can: they represent a new item by its content alone.
+        """
+        raise NotImplementedError(f"model {self.name!r} cannot add items without retraining; "
+                                  "use a content model (text-knn, sasrec-text)")
+
     # --- shared behaviour ---------------------------------------------------------------
     def _check_fitted(self) -> int:
         if self.n_items is None:

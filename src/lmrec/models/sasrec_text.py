@@ -89,6 +89,18 @@ class SASRecText(SASRec):
     def build_net(self, n_items: int) -> TextSASRecNet:
         return TextSASRecNet(self.config, n_items, torch.from_numpy(self.text_vectors), torch.from_numpy(self.warm))
 
+    def add_items(self, item_info: pl.DataFrame) -> None:
+        """New items get their text vector, no ID embedding (zero) and warm=0: content alone."""
+        new = encode_catalogue(item_info, model=self.config.encoder, columns=self.config.text_columns,
+                               progress=False, who=self.name)
+        state = self._state()
+        d = state["item_emb.weight"].shape[1]
+        state["text"] = np.concatenate([state["text"], new])
+        state["warm"] = np.concatenate([state["warm"], np.zeros(len(new), dtype=np.float32)])
+        state["item_emb.weight"] = np.concatenate([state["item_emb.weight"], np.zeros((len(new), d), np.float32)])
+        self.n_items += len(new)
+        self._load_state(state)
+
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.text_vectors = state["text"][1:]
         self.warm = state["warm"][1:]

@@ -42,6 +42,12 @@ class TextKNN(Recommender):
         self.vectors = encode_catalogue(item_info, model=self.config.encoder, columns=self.config.text_columns,
                                         progress=self.config.progress, who=self.name)
 
+    def add_items(self, item_info: pl.DataFrame) -> None:
+        new = encode_catalogue(item_info, model=self.config.encoder, columns=self.config.text_columns,
+                               progress=False, who=self.name)
+        self.vectors = np.concatenate([self.vectors, new])
+        self.n_items = len(self.vectors)
+
     def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
         check_attached(self.vectors, train.n_items, self.name)
         self.n_items = train.n_items

@@ -7,10 +7,12 @@ sequence model simply re-encodes the longer history at the next request.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from lmrec.data.sequences import Sequences
 from lmrec.errors import LmrecError
@@ -38,16 +40,19 @@ class ServiceState:
             raise LmrecError(f"fallback must be 'popularity' or 'empty', got {fallback!r}")
         self.run, self.store, self.fallback = run, store, fallback
         self.model = run.load_model()
+        self.retrieval = retrieval
         self.retriever = make_retriever(self.model, retrieval)
         self.items = run.dataset.items
         # Path parameters and JSON bodies carry ids as text or numbers; match on the text form.
         self._index = {str(i): idx for idx, i in enumerate(self.items.ids)}
         self._lock = threading.Lock()
+        self.item_counts = run.dataset.interactions.item_counts()
+        for item_id, fields in store.items():  # items added over the API since the run was trained
+            self._append_items([{"item_id": item_id, **json.loads(fields)}])
         seqs = run.dataset.interactions.sequences()
         self.histories: dict[str, list[int]] = {
             str(uid): seqs[u].tolist() for u, uid in enumerate(run.dataset.users.ids)}
-        counts = run.dataset.interactions.item_counts()
-        self.popular = np.argsort(-counts, kind="stable")
+        self.popular = np.argsort(-self.item_counts, kind="stable")
         self.events_replayed = 0
         for user_id, item_id, _, _ in store.all():
             self.histories.setdefault(user_id, []).append(self._index[item_id])
@@ -90,8 +95,7 @@ class ServiceState:
         if self.fallback == "empty":
             return [], "unknown-user"
         idx = self.popular[:k]
-        counts = self.run.dataset.interactions.item_counts()
-        return [Recommendation(i, float(counts[j]), t) for i, j, t in zip(self.items.decode(idx), idx,
+        return [Recommendation(i, float(self.item_counts[j]), t) for i, j, t in zip(self.items.decode(idx), idx,
                                                                           self._titles(idx), strict=True)], "popularity"
 
     def similar(self, item_id, k: int) -> list[Recommendation]:
@@ -106,4 +110,32 @@ class ServiceState:
         info = self.run.dataset.item_info
         row = {} if info is None else {k: v for k, v in info.row(idx, named=True).items() if k != "item"}
         return {"item_id": self.items.ids[idx], **row,
-                "training_events": int(self.run.dataset.interactions.item_counts()[idx])}
+                "training_events": int(self.item_counts[idx])}
+
+    def _append_items(self, rows: list[dict]) -> None:
+        info = self.run.dataset.item_info
+        columns = info.columns[1:] if info is not None else sorted({k for r in rows for k in r} - {"item_id"})
+        new = pl.DataFrame({"item": [self.items.coerce(r["item_id"]) for r in rows]}
+                           | {c: [None if r.get(c) is None else str(r.get(c)) for r in rows] for c in columns})
+        if info is not None:
+            new = new.cast(dict(info.schema), strict=False)
+        self.model.add_items(new)  # raises for models that cannot represent an item by content
+        self.items.extend(new["item"].to_list())
+        self.run.dataset.item_info = new if info is None else pl.concat([info, new], how="vertical_relaxed")
+        self._index.update({str(i): len(self._index) for i in new["item"].to_list()})
+        self.item_counts = np.concatenate([self.item_counts, np.zeros(len(rows), dtype=self.item_counts.dtype)])
+        self.retriever = make_retriever(self.model, self.retrieval)
+
+    def add_items(self, rows: list[dict]) -> int:
+        """Make new items recommendable at once (content models), stored durably first."""
+        if not self.model.uses_item_content:
+            raise LmrecError(f"model {self.run.model_name!r} represents items by their events only; adding items "
+                             "needs a content model (text-knn, sasrec-text)")
+        for j, r in enumerate(rows):
+            if str(r["item_id"]) in self._index:
+                raise LmrecError(f"items[{j}].item_id: item {r['item_id']!r} already exists")
+        with self._lock:
+            self.store.add_items([(str(r["item_id"]), json.dumps({k: v for k, v in r.items() if k != "item_id"}))
+                                  for r in rows])
+            self._append_items(rows)
+        return len(rows)

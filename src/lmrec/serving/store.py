@@ -15,6 +15,11 @@ CREATE TABLE IF NOT EXISTS events (
     type TEXT
 );
 CREATE INDEX IF NOT EXISTS events_user ON events(user_id, seq);
+CREATE TABLE IF NOT EXISTS items (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id TEXT NOT NULL UNIQUE,
+    fields TEXT NOT NULL  -- JSON object of metadata columns
+);
 """
 
 
@@ -41,6 +46,21 @@ class EventStore:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+
+    def add_items(self, items: list[tuple[str, str]]) -> None:
+        """Store new items (id, JSON fields) atomically."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("INSERT INTO items(item_id, fields) VALUES (?, ?)", items)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def items(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return self._conn.execute("SELECT item_id, fields FROM items ORDER BY seq").fetchall()
 
     def all(self) -> list[tuple[str, str, int, str | None]]:
         with self._lock:

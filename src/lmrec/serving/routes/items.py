@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
 
-from lmrec.serving.deps import get_state
+from lmrec.errors import LmrecError
+from lmrec.serving.deps import get_state, require_api_key
 from lmrec.serving.routes.recommend import MAX_K, Item
 from lmrec.serving.state import ServiceState
 
@@ -19,3 +21,25 @@ def get_item(item_id: str, state: ServiceState = Depends(get_state)) -> dict:
 def similar(item_id: str, k: int = Query(10, ge=1, le=MAX_K), state: ServiceState = Depends(get_state)) -> list[Item]:
     """Items most similar to one item."""
     return [Item(**r.__dict__) for r in state.similar(item_id, k)]
+
+
+class NewItem(BaseModel):
+    """An item's id plus any metadata columns (title, categories, ...), as in the items file."""
+
+    model_config = ConfigDict(extra="allow")
+    item_id: int | str
+
+
+class NewItems(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[NewItem] = Field(min_length=1, max_length=1000)
+
+
+@router.post("/items", status_code=201, dependencies=[Depends(require_api_key)])
+def add_items(body: NewItems, state: ServiceState = Depends(get_state)) -> dict:
+    """Add items with content; with a content model they are recommendable at once (zero-shot)."""
+    try:
+        n = state.add_items([item.model_dump() for item in body.items])
+    except LmrecError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    return {"added": n, "catalogue_size": len(state.items)}
