@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -52,6 +54,26 @@ async def drive(base: str, make_request, n: int, concurrency: int) -> tuple[np.n
         return np.array(latencies) * 1000, time.perf_counter() - t0
 
 
+WRK_SCRIPT = """
+local users = {}
+init = function(args) for line in io.lines(args[1]) do users[#users + 1] = line end end
+request = function() return wrk.format("GET", "/recommend/" .. users[math.random(#users)] .. "?k=10") end
+"""
+
+
+def wrk_recommend(base: str, users: list, work: Path) -> None:
+    """wrk (C, closed loop) as the load generator: it leaves the cores to the server."""
+    (work / "users.txt").write_text("\n".join(map(str, users)))
+    (work / "rec.lua").write_text(WRK_SCRIPT)
+    for connections in (1, 2, 4):
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", "-d15s", "--latency", "-s", str(work / "rec.lua"),
+                              base, "--", str(work / "users.txt")], capture_output=True, text=True, check=True).stdout
+        rps = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
+        pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+        print(f"wrk GET /recommend (k=10, {connections} connection(s), 15 s): {float(rps):.0f} req/s, "
+              f"p50 {pct['50']}, p99 {pct['99']}", flush=True)
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="lmrec-serve-bench-"))
     cfg = RunConfig(model=CONFIGS[("ml-1m", "sasrec")] | {"epochs": 1, "progress": False, "max_train_minutes": None},
@@ -82,6 +104,8 @@ def main() -> None:
                 time.sleep(0.2)
         rng = np.random.default_rng(0)
         picks = rng.choice(users, REQUESTS)
+        if shutil.which("wrk"):
+            wrk_recommend(base, users, work)
 
         async def rec(client, j):
             return await client.get(f"/recommend/{picks[j]}", params={"k": 10})

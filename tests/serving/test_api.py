@@ -140,8 +140,10 @@ def test_new_item_with_text_is_recommendable_at_once_and_survives_restart(tmp_pa
 
     store = EventStore(tmp_path / "events.db")
     call = client_for(ServiceState(Run.open(tmp_path / "run"), store))
-    r = call("POST", "/items", json={"items": [{"item_id": 777, "title": "Item number 3", "category": "odd"}]})
-    assert r.status_code == 201 and r.json()["catalogue_size"] == 21
+    r = call("POST", "/items", json={"items": [{"item_id": 777, "title": "Item number 3", "category": "odd"},
+                                               {"item_id": 778, "title": "Item number 4"}]})
+    assert r.status_code == 201 and r.json()["catalogue_size"] == 22
+    assert call("GET", "/items/778").json()["title"] == "Item number 4"
     assert call("GET", "/items/777").json()["training_events"] == 0
     assert call("GET", "/similar/103?k=1").json()[0]["item_id"] == 777  # same text as item 103
     assert call("POST", "/items", json={"items": [{"item_id": 777, "title": "again"}]}).status_code == 422

@@ -234,6 +234,8 @@ def serve(
     fallback: Annotated[str, typer.Option("--fallback", help="unknown users: popularity or empty")] = "popularity",
     retrieval: Annotated[str, typer.Option("--retrieval", help="exact, faiss (HNSW index), or auto: faiss for "
                                            "sequence models with over 50,000 items")] = "auto",
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads per request; 1 lets concurrent "
+                                         "requests use the cores in parallel instead of fighting over them")] = 1,
 ) -> None:
     """Serve a run over HTTP: /recommend, /events, /similar, /items, /health, /metrics (docs at /docs).
 
@@ -246,8 +248,11 @@ def serve(
         from lmrec.serving import EventStore, ServiceState, create_app
     except ImportError as exc:
         raise LmrecError(f"serving needs its extra: pip install 'lmrec[serve]' ({exc})") from None
+    import torch
+
     from lmrec.runs import Run
 
+    torch.set_num_threads(threads)
     r = Run.open(run)
     state = ServiceState(r, EventStore(db or r.path / "events.db"), fallback=fallback, retrieval=retrieval)
     console.print(f"serving {r.model_name} ({len(state.items):,} items, {len(state.histories):,} users, "

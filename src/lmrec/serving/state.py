@@ -122,7 +122,8 @@ class ServiceState:
         self.model.add_items(new)  # raises for models that cannot represent an item by content
         self.items.extend(new["item"].to_list())
         self.run.dataset.item_info = new if info is None else pl.concat([info, new], how="vertical_relaxed")
-        self._index.update({str(i): len(self._index) for i in new["item"].to_list()})
+        start = len(self._index)
+        self._index.update({str(i): start + j for j, i in enumerate(new["item"].to_list())})
         self.item_counts = np.concatenate([self.item_counts, np.zeros(len(rows), dtype=self.item_counts.dtype)])
         self.retriever = make_retriever(self.model, self.retrieval)
 
@@ -137,5 +138,10 @@ class ServiceState:
         with self._lock:
             self.store.add_items([(str(r["item_id"]), json.dumps({k: v for k, v in r.items() if k != "item_id"}))
                                   for r in rows])
-            self._append_items(rows)
+            try:
+                self._append_items(rows)
+            except BaseException:
+                # Unacknowledged: take the rows back out so a restart does not replay a failing item.
+                self.store.delete_items([str(r["item_id"]) for r in rows])
+                raise
         return len(rows)

@@ -58,6 +58,10 @@ class EventStore:
                 self._conn.execute("ROLLBACK")
                 raise
 
+    def delete_items(self, item_ids: list[str]) -> None:
+        with self._lock:
+            self._conn.executemany("DELETE FROM items WHERE item_id = ?", [(i,) for i in item_ids])
+
     def items(self) -> list[tuple[str, str]]:
         with self._lock:
             return self._conn.execute("SELECT item_id, fields FROM items ORDER BY seq").fetchall()
