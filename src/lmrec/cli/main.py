@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -268,11 +267,6 @@ def models() -> None:
     for name in model_names():
         doc = (get_model_class(name).__doc__ or "").strip().splitlines()[0]
         Console().print(f"[bold]{name}[/]: {doc}")
-
-
-def _main() -> None:  # pragma: no cover
-    pl.Config.set_tbl_rows(20)
-    app()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -47,6 +47,7 @@ class ServiceState:
         self._index = {str(i): idx for idx, i in enumerate(self.items.ids)}
         self._lock = threading.Lock()
         self.item_counts = run.dataset.interactions.item_counts()
+        self.titles = run.item_titles(np.arange(len(self.items)))  # kept in memory: read on every request
         for item_id, fields in store.items():  # items added over the API since the run was trained
             self._append_items([{"item_id": item_id, **json.loads(fields)}])
         seqs = run.dataset.interactions.sequences()
@@ -79,7 +80,7 @@ class ServiceState:
             return list(h) if h is not None else None
 
     def _titles(self, idx: np.ndarray) -> list[str]:
-        return self.run.item_titles(idx)
+        return [self.titles[i] for i in idx]
 
     def recommend_history(self, history: list[int], k: int, exclude_seen: bool = True) -> list[Recommendation]:
         top, scores = self.retriever.recommend(Sequences.from_lists([history]), k, exclude_seen=exclude_seen)
@@ -122,6 +123,7 @@ class ServiceState:
         self.model.add_items(new)  # raises for models that cannot represent an item by content
         self.items.extend(new["item"].to_list())
         self.run.dataset.item_info = new if info is None else pl.concat([info, new], how="vertical_relaxed")
+        self.titles = self.run.item_titles(np.arange(len(self.items)))
         start = len(self._index)
         self._index.update({str(i): start + j for j, i in enumerate(new["item"].to_list())})
         self.item_counts = np.concatenate([self.item_counts, np.zeros(len(rows), dtype=self.item_counts.dtype)])
