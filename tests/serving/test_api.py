@@ -95,6 +95,8 @@ def test_similar_items_health_metrics(client):
      "events[0].item_id"),
     ("POST", "/events", {"json": {"events": [{"user_id": "u0"}]}, "headers": KEY}, 422, "item_id"),
     ("POST", "/events", {"json": {"events": []}, "headers": KEY}, 422, "events"),
+    ("POST", "/events", {"json": {"events": [{"user_id": "u0", "item_id": 100, "timestamp": 10**30}]},
+                         "headers": KEY}, 422, "timestamp"),  # once a 500: SQLite integers stop at 2**63
     ("POST", "/events", {"json": {"events": [{"user_id": "u0", "item_id": 100}] * 10_001}, "headers": KEY}, 422,
      "events"),
     ("POST", "/events", {"json": {"events": [{"user_id": "u0", "item_id": 100}]}}, 401, "X-API-Key"),

@@ -16,7 +16,7 @@ class Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_id: int | str
     item_id: int | str
-    timestamp: int | None = Field(None, ge=0, description="unix seconds; default: now")
+    timestamp: int | None = Field(None, ge=0, le=10**11, description="unix seconds; default: now")
     type: str | None = Field(None, max_length=64)
 
 
