@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -65,7 +65,6 @@ class EvalResult:
     per_user_by_popularity: dict[str, dict[str, np.ndarray]]  # "head" -> "ndcg@10" -> (U,), NaN if no target
     catalogue: dict[str, float]  # coverage@k, novelty@k
     config: EvalConfig
-    top_items: np.ndarray = field(repr=False)  # (U, max k) recommended indices
 
     def summary(self) -> dict:
         """Nested dict for metrics.json: overall, by history bucket, by popularity bucket."""
@@ -151,7 +150,6 @@ def evaluate(model: Recommender, data: Interactions, labels: np.ndarray, stage: 
         per_user_by_popularity={v: per_user(v) for v in variants if v != "all"},
         catalogue=catalogue,
         config=config,
-        top_items=tops,
     )
 
 
