@@ -9,7 +9,7 @@ Protocol otherwise as everywhere: full ranking, seen items excluded. Frozen conf
 
     .venv/bin/python benchmarks/text.py              # everything
     .venv/bin/python benchmarks/text.py standard     # or: cold
-    .venv/bin/python benchmarks/text.py cold text-knn sasrec-text   # only these models
+    .venv/bin/python benchmarks/text.py cold text-knn fused   # only these runs
 """
 
 from __future__ import annotations
@@ -34,13 +34,13 @@ RUNS = [
 PROTOCOLS = {"standard": LeaveOneOutConfig(), "cold": LeaveOneOutConfig(cold_item_fraction=0.1, cold_item_seed=0)}
 
 if __name__ == "__main__":
-    # Arguments: protocols (standard, cold) and optionally model names (text-knn, sasrec, sasrec-text).
+    # Arguments: protocols (standard, cold) and optionally model names or label words ("fused").
     wanted = [a for a in sys.argv[1:] if a in PROTOCOLS] or list(PROTOCOLS)
     models = [a for a in sys.argv[1:] if a not in PROTOCOLS]
     for protocol in wanted:
         results = []
         for label, model, config in RUNS:
-            if models and model not in models:
+            if models and not any(m == model or m in label for m in models):
                 continue
             r = run_one(DATASET, model, config | {"progress": False}, split=PROTOCOLS[protocol])
             r["label"] = label
