@@ -14,7 +14,7 @@ import torch
 import lmrec
 from lmrec.config import RunConfig
 from lmrec.data import DATASETS, ProcessingConfig, load_dataset
-from lmrec.data.splits import TEST, TRAIN, make_split
+from lmrec.data.splits import TEST, TRAIN, VALID, make_split
 from lmrec.evaluation.evaluator import Validator, evaluate
 from lmrec.evaluation.report import write_report
 from lmrec.models.base import validate_config
@@ -56,7 +56,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     timings["load_s"] = time.perf_counter() - t0
     log(f"data: {stats['users']:,} users, {stats['items']:,} items, {stats['events']:,} events "
         f"(density {stats['density']:.4%}); split {config.split.kind}: "
-        f"{(labels == TRAIN).sum():,} train / {(labels == 1).sum():,} valid / {(labels == TEST).sum():,} test events")
+        f"{(labels == TRAIN).sum():,} train / {(labels == VALID).sum():,} valid / {(labels == TEST).sum():,} test events")
     for step, removed in dataset.report.steps:
         log(f"  processing removed {removed:,} events: {step}")
 
