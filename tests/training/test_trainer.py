@@ -49,3 +49,22 @@ def test_resume_from_checkpoint_matches_uninterrupted_training(tmp_path):
     st = trainer.fit()
     assert st.epoch == 4
     torch.testing.assert_close(module.weight, straight)
+
+
+def test_lr_factor_warmup_and_cosine():
+    module, batches, loss_fn = make()
+    t = Trainer(module, batches, loss_fn, TrainerConfig(schedule="cosine", warmup_steps=4, progress=False))
+    assert t.lr_factor(0, 0.0) == 0.25 and t.lr_factor(3, 0.0) == 1.0  # linear warm-up over 4 steps
+    assert abs(t.lr_factor(10, 0.5) - 0.5) < 1e-12 and abs(t.lr_factor(10, 1.0)) < 1e-12
+    const = Trainer(module, batches, loss_fn, TrainerConfig(progress=False))
+    assert const.lr_factor(0, 0.9) == 1.0
+
+
+def test_cosine_schedule_follows_epochs_and_time_budget():
+    module, batches, loss_fn = make()
+    cfg = TrainerConfig(epochs=4, lr=0.1, patience=None, progress=False, schedule="cosine")
+    lrs = [h["lr"] for h in Trainer(module, batches, loss_fn, cfg).fit().history]
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.1 * 0.05  # last step of 16 is near 0
+    # A budget that runs out first drives the decay instead: one epoch of a 1000-epoch plan.
+    cfg = TrainerConfig(epochs=1000, lr=0.1, patience=None, progress=False, schedule="cosine", time_budget_s=1e-9)
+    assert Trainer(module, batches, loss_fn, cfg).fit().history[-1]["lr"] == 0.0

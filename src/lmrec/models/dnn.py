@@ -13,6 +13,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from lmrec.models.layers import Dropout
 from lmrec.models.sequential import SequentialConfig, SequentialRecommender
 
 
@@ -30,7 +31,7 @@ class DNNNet(nn.Module):
             self.item_emb.weight[0].zero_()
         layers, width = [], cfg.d_model
         for h in cfg.hidden:
-            layers += [nn.Linear(width, h), nn.GELU(), nn.Dropout(cfg.dropout)]
+            layers += [nn.Linear(width, h), nn.GELU(), Dropout(cfg.dropout)]
             width = h
         layers.append(nn.Linear(width, cfg.d_model))
         self.mlp = nn.Sequential(*layers)

@@ -37,6 +37,9 @@ class SequentialConfig(ModelConfig):
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="cosine: decay to 0 by the last epoch, or by max_train_minutes when that comes first")
+    warmup_steps: int = Field(0, ge=0, description="optimizer steps of linear learning-rate warm-up")
     patience: int | None = Field(10, ge=1, description="validation checks without gain before stopping")
     eval_every: int = Field(1, ge=1, description="epochs between validation checks")
     bf16: bool | Literal["auto"] = Field(
@@ -104,7 +107,7 @@ class SequentialRecommender(Recommender):
         h, t = hidden[valid], targets[valid] - 1  # (N, D), (N,) item indices
         weights = self.net.item_weights()  # (n_items, D)
         if cfg.loss == "ce":
-            return losses.full_softmax_ce(h @ weights.T, t)
+            return losses.chunked_softmax_ce(h, weights, t)
         if cfg.loss == "sampled":
             neg = torch.randint(0, self.n_items, (cfg.n_negatives,))  # (M,) shared by the batch
             return losses.sampled_softmax_ce((h * weights[t]).sum(-1), h @ weights[neg].T, neg[None, :] == t[:, None])
@@ -126,7 +129,7 @@ class SequentialRecommender(Recommender):
         seqs = train.sequences()
         tcfg = TrainerConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, patience=cfg.patience,
                              eval_every=cfg.eval_every, bf16=native_bf16() if cfg.bf16 == "auto" else cfg.bf16,
-                             progress=cfg.progress,
+                             progress=cfg.progress, schedule=cfg.lr_schedule, warmup_steps=cfg.warmup_steps,
                              time_budget_s=cfg.max_train_minutes * 60 if cfg.max_train_minutes else None)
         trainer = Trainer(self.net, lambda epoch: self._batches(seqs, epoch), self._loss, tcfg,
                           validate=self._validator(valid), checkpoint_dir=cfg.checkpoint_dir)

@@ -9,11 +9,12 @@ live loss and metric, and checkpoints (safetensors + JSON, no pickle) that it ca
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -31,6 +32,10 @@ class TrainerConfig:
     bf16: bool = False  # autocast matmuls to bfloat16 on the CPU
     progress: bool = True
     time_budget_s: float | None = None  # stop after the epoch that crosses this much training time
+    # "cosine": the learning rate decays to 0 by the end of training, where the end is the last
+    # epoch or, when a time budget is set and would come first, the end of the budget.
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0  # linear warm-up from 0 over this many optimizer steps
 
 
 @dataclass
@@ -40,6 +45,8 @@ class TrainState:
     best_score: float = float("-inf")
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
+    steps: int = 0  # optimizer steps taken
+    steps_per_epoch: int = 0  # in the last finished epoch
 
 
 class Trainer:
@@ -98,6 +105,19 @@ class Trainer:
         return True
 
     # --- loop ------------------------------------------------------------------------------
+    def lr_factor(self, step: int, progress: float) -> float:
+        """Multiplier of the base learning rate at optimizer ``step`` and training ``progress`` in [0, 1]."""
+        cfg = self.config
+        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+        if cfg.schedule == "cosine":
+            return warm * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return warm
+
+    def _progress(self, epoch_fraction: float, seconds: float) -> float:
+        cfg = self.config
+        by_epochs = epoch_fraction / cfg.epochs
+        return max(by_epochs, seconds / cfg.time_budget_s) if cfg.time_budget_s else by_epochs
+
     def fit(self) -> TrainState:
         cfg, st = self.config, self.state
         # On resume, the checks since the best one still count towards patience.
@@ -117,6 +137,11 @@ class Trainer:
                 self.module.train()
                 total, count = 0.0, 0
                 for batch in self.batches(st.epoch):
+                    if cfg.schedule != "constant" or cfg.warmup_steps:
+                        fraction = st.epoch + (count / st.steps_per_epoch if st.steps_per_epoch else 0.0)
+                        progress = self._progress(fraction, st.train_seconds + time.perf_counter() - t0)
+                        for group in self.optimizer.param_groups:
+                            group["lr"] = cfg.lr * self.lr_factor(st.steps, progress)
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                         loss = self.loss_fn(batch)
                     self.optimizer.zero_grad(set_to_none=True)
@@ -124,10 +149,11 @@ class Trainer:
                     if cfg.max_grad_norm:
                         torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.max_grad_norm)
                     self.optimizer.step()
-                    total, count = total + float(loss.detach()), count + 1
+                    total, count, st.steps = total + float(loss.detach()), count + 1, st.steps + 1
                     bar.update(task, loss=total / count)
-                st.epoch += 1
-                record = {"epoch": st.epoch, "loss": total / max(count, 1), "seconds": time.perf_counter() - t0}
+                st.epoch, st.steps_per_epoch = st.epoch + 1, count
+                record = {"epoch": st.epoch, "loss": total / max(count, 1), "seconds": time.perf_counter() - t0,
+                          "lr": self.optimizer.param_groups[0]["lr"]}
                 if self.validate is not None and (st.epoch % cfg.eval_every == 0 or st.epoch == cfg.epochs):
                     self.module.eval()
                     score = float(self.validate())
