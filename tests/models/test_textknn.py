@@ -45,32 +45,3 @@ def test_recommends_by_meaning_including_items_without_events(dataset):
 def test_needs_item_metadata():
     with pytest.raises(LmrecError, match="--items"):
         create_model("text-knn").attach_items(None)
-
-
-@pytest.mark.parametrize("fusion", ["fused", "text"])
-def test_sasrec_text_recommends_an_item_nobody_has_touched(fusion):
-    """Fruit users and tool users; one fruit and one tool have no events. After training, the
-    unseen fruit must rank above the unseen tool for a fruit history, and vice versa."""
-    import torch
-
-    fruits = ["red apple", "green apple", "ripe banana", "fresh orange", "sweet mango", "juicy pear"]
-    tools = ["steel hammer", "iron nails", "power drill", "wood saw", "metal wrench", "screwdriver set"]
-    titles = fruits + tools
-    items = normalise_items(pl.DataFrame({"item_id": list(range(12)), "title": titles}), "items.csv")
-    rows, rng = [], np.random.default_rng(0)
-    for u in range(60):
-        group = list(range(0, 5)) if u % 2 == 0 else list(range(6, 11))  # items 5 and 11 never used
-        for t, i in enumerate(rng.permutation(group)):
-            rows.append({"user_id": u, "item_id": int(i), "timestamp": t})
-    ds = process(normalise_interactions(pl.DataFrame(rows), "events.csv"), ProcessingConfig(keep_unseen_items=True),
-                 items=items)
-    torch.manual_seed(0)
-    model = create_model("sasrec-text", {"fusion": fusion, "epochs": 30, "d_model": 32, "max_len": 8,
-                                         "lr": 5e-3, "dropout": 0.0, "progress": False})
-    model.attach_items(ds.item_info)
-    model.fit(ds.interactions)
-    idx = ds.items
-    scores = model.score(Sequences.from_lists([[idx.index(0), idx.index(1)], [idx.index(6), idx.index(7)]]))
-    cold_fruit, cold_tool = idx.index(5), idx.index(11)
-    assert scores[0, cold_fruit] > scores[0, cold_tool]
-    assert scores[1, cold_tool] > scores[1, cold_fruit]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
@@ -38,14 +39,17 @@ class DNNNet(nn.Module):
         self.out_emb = nn.Embedding(n_items, cfg.d_model)  # separate output vectors, as in YouTube-DNN
         nn.init.normal_(self.out_emb.weight, std=1.0 / math.sqrt(cfg.d_model))
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def item_table(self) -> torch.Tensor:
+        return self.item_emb.weight  # (n_items + 1, D) input embeddings
+
+    def forward(self, tokens: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, L) left-padded -> (B, L, D): MLP of the mean embedding of tokens <= t."""
-        e = self.item_emb(tokens)  # (B, L, D), zeros at padding
+        e = F.embedding(tokens, self.item_table() if table is None else table, padding_idx=0)  # (B, L, D), 0 at padding
         counts = (tokens != 0).cumsum(dim=1).clamp(min=1).unsqueeze(-1)  # (B, L, 1)
         return self.mlp(e.cumsum(dim=1) / counts)
 
-    def item_weights(self) -> torch.Tensor:
-        return self.out_emb.weight  # (n_items, D)
+    def item_weights(self, table: torch.Tensor | None = None) -> torch.Tensor:
+        return self.out_emb.weight  # (n_items, D): untied, the input table plays no part
 
 
 class DNN(SequentialRecommender):

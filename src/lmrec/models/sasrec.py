@@ -88,10 +88,14 @@ class SASRecNet(nn.Module):
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, L) left-padded with 0 -> hidden states (B, L, D); position t sees tokens <= t."""
+    def forward(self, tokens: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens (B, L) left-padded with 0 -> hidden states (B, L, D); position t sees tokens <= t.
+
+        ``table`` is ``item_table()`` when the caller already computed it for this step.
+        """
         B, L = tokens.shape
-        x = self.embed(tokens) * math.sqrt(self.cfg.d_model)  # (B, L, D)
+        table = self.item_table() if table is None else table  # (n_items + 1, D)
+        x = F.embedding(tokens, table, padding_idx=0) * math.sqrt(self.cfg.d_model)  # (B, L, D)
         if self.pos_emb is not None:
             x = x + self.pos_emb.weight[-L:]  # right-aligned: the last event is always position max_len - 1
         x = self.emb_drop(x)
@@ -103,12 +107,13 @@ class SASRecNet(nn.Module):
             x = block(x, mask)
         return self.ln_f(x)
 
-    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Input representation of tokens (B, L) -> (B, L, D); subclasses fuse other views here."""
-        return self.item_emb(tokens)
+    def item_table(self) -> torch.Tensor:
+        """(n_items + 1, D) representation of every token (row 0: padding); subclasses fuse other views here."""
+        return self.item_emb.weight
 
-    def item_weights(self) -> torch.Tensor:
-        return self.item_emb.weight[1:]  # (n_items, D): the output layer is tied to the input embeddings
+    def item_weights(self, table: torch.Tensor | None = None) -> torch.Tensor:
+        """(n_items, D) output item vectors: tied to the input side, so the same table serves both."""
+        return (self.item_table() if table is None else table)[1:]
 
 
 class SASRec(SequentialRecommender):

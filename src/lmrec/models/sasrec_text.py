@@ -58,11 +58,6 @@ class TextSASRecNet(SASRecNet):
                 table = table + keep[:, None] * self.item_emb.weight
         return table * (torch.arange(table.shape[0]) > 0)[:, None]
 
-    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.item_table()[tokens]  # (B, L, D)
-
-    def item_weights(self) -> torch.Tensor:
-        return self.item_table()[1:]  # (n_items, D)
 
 
 class SASRecText(SASRec):
@@ -84,6 +79,8 @@ class SASRecText(SASRec):
     def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
         check_attached(self.text_vectors, train.n_items, self.name)
         self.warm = (train.item_counts() > 0).astype(np.float32)
+        if self.config.fusion != "id":  # content vectors stand for the items without events; see SequentialRecommender
+            self._softmax_items = torch.from_numpy(np.flatnonzero(self.warm))
         return super().fit(train, valid)
 
     def build_net(self, n_items: int) -> TextSASRecNet:

@@ -1,10 +1,13 @@
 """Shared machinery of neural next-item models: training windows, length-bucketed batches,
 the three losses, validation-driven training, scoring and (de)serialisation.
 
-A subclass supplies a network with ``forward(tokens (B, L)) -> hidden (B, L, D)``, where
-position t may only depend on tokens <= t, and ``item_weights() -> (n_items, D)``, the
-output item embeddings. Token 0 is padding; catalogue item i is token i + 1; sequences are
-left-padded so the last position always holds the most recent event.
+A subclass supplies a network with three methods: ``item_table() -> (n_items + 1, D)``, the
+input representation of every token; ``forward(tokens (B, L), table) -> hidden (B, L, D)``,
+where position t may only depend on tokens <= t; and ``item_weights(table) -> (n_items, D)``,
+the output item vectors. The table is computed once per training step or scoring call and
+handed to both sides, so a fused item representation (and its random ID dropout) is the same
+on the input and the output side. Token 0 is padding; catalogue item i is token i + 1;
+sequences are left-padded so the last position always holds the most recent event.
 """
 
 from __future__ import annotations
@@ -81,6 +84,10 @@ class SequentialRecommender(Recommender):
         self.net: nn.Module | None = None
         self.train_state = None
         self._seed = 0
+        # Items the training softmax ranks over; None: the whole catalogue. Content models leave
+        # out items without training events: as never-positive negatives they would only be
+        # taught to score low, the opposite of what their content vectors are there for.
+        self._softmax_items: torch.Tensor | None = None
 
     def build_net(self, n_items: int) -> nn.Module:
         raise NotImplementedError
@@ -102,16 +109,20 @@ class SequentialRecommender(Recommender):
     def _loss(self, window: torch.Tensor) -> torch.Tensor:
         cfg = self.config
         inputs, targets = window[:, :-1], window[:, 1:]  # (B, L)
-        hidden = self.net(inputs)  # (B, L, D)
+        table = self.net.item_table()  # (n_items + 1, D), once per step
+        hidden = self.net(inputs, table)  # (B, L, D)
         valid = (targets != 0) & (inputs != 0)
         h, t = hidden[valid], targets[valid] - 1  # (N, D), (N,) item indices
-        weights = self.net.item_weights()  # (n_items, D)
+        weights = self.net.item_weights(table)  # (n_items, D)
+        if self._softmax_items is not None:
+            weights = weights[self._softmax_items]  # (n_softmax, D)
+            t = torch.searchsorted(self._softmax_items, t)  # targets are always among them
         if cfg.loss == "ce":
             return losses.chunked_softmax_ce(h, weights, t)
         if cfg.loss == "sampled":
-            neg = torch.randint(0, self.n_items, (cfg.n_negatives,))  # (M,) shared by the batch
+            neg = torch.randint(0, len(weights), (cfg.n_negatives,))  # (M,) shared by the batch
             return losses.sampled_softmax_ce((h * weights[t]).sum(-1), h @ weights[neg].T, neg[None, :] == t[:, None])
-        neg = torch.randint(0, self.n_items, (len(t),))  # one uniform negative per position
+        neg = torch.randint(0, len(weights), (len(t),))  # one uniform negative per position
         return losses.bce_one_negative((h * weights[t]).sum(-1), (h * weights[neg]).sum(-1))
 
     def _validator(self, valid: Validator | None):
@@ -143,7 +154,7 @@ class SequentialRecommender(Recommender):
                                              "max_train_minutes": None})
 
     # --- inference ---------------------------------------------------------------------------
-    def query_vectors(self, histories: Sequences) -> torch.Tensor:
+    def query_vectors(self, histories: Sequences, table: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) user states; scores are their inner products with ``output_item_vectors()``."""
         self._check_fitted()
         tokens = torch.from_numpy(histories.to_padded(self.config.max_len, pad=-1) + 1)  # (B, L)
@@ -152,15 +163,19 @@ class SequentialRecommender(Recommender):
             tokens = tokens[:, -longest:]
         self.net.eval()
         with torch.inference_mode():
-            return self.net(tokens)[:, -1]  # (B, D): the state after the most recent event
+            return self.net(tokens, table)[:, -1]  # (B, D): the state after the most recent event
 
-    def output_item_vectors(self) -> torch.Tensor:
+    def output_item_vectors(self, table: torch.Tensor | None = None) -> torch.Tensor:
         """(n_items, D) item vectors of the output layer (what nearest-neighbour retrieval indexes)."""
+        self.net.eval()
         with torch.inference_mode():
-            return self.net.item_weights().detach()
+            return self.net.item_weights(table).detach()
 
     def _score(self, histories: Sequences) -> torch.Tensor:
-        return self.query_vectors(histories) @ self.output_item_vectors().T  # (B, n_items)
+        self.net.eval()
+        with torch.inference_mode():
+            table = self.net.item_table()  # (n_items + 1, D), once per call
+        return self.query_vectors(histories, table) @ self.output_item_vectors(table).T  # (B, n_items)
 
     def _item_vectors(self) -> torch.Tensor:
         return self.output_item_vectors()

@@ -1,0 +1,69 @@
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from lmrec.data.processing import ProcessingConfig, process
+from lmrec.data.readers import normalise_interactions, normalise_items
+from lmrec.data.sequences import Sequences
+from lmrec.models import create_model
+from lmrec.training import losses
+
+
+def fruit_and_tools():
+    """Fruit users and tool users over 12 titled items; items 5 (a fruit) and 11 (a tool) have no events."""
+    fruits = ["red apple", "green apple", "ripe banana", "fresh orange", "sweet mango", "juicy pear"]
+    tools = ["steel hammer", "iron nails", "power drill", "wood saw", "metal wrench", "screwdriver set"]
+    items = normalise_items(pl.DataFrame({"item_id": list(range(12)), "title": fruits + tools}), "items.csv")
+    rows, rng = [], np.random.default_rng(0)
+    for u in range(60):
+        group = list(range(0, 5)) if u % 2 == 0 else list(range(6, 11))
+        for t, i in enumerate(rng.permutation(group)):
+            rows.append({"user_id": u, "item_id": int(i), "timestamp": t})
+    return process(normalise_interactions(pl.DataFrame(rows), "events.csv"), ProcessingConfig(keep_unseen_items=True),
+                   items=items)
+
+
+@pytest.mark.parametrize("fusion", ["fused", "text"])
+def test_sasrec_text_recommends_an_item_nobody_has_touched(fusion):
+    """Fruit users and tool users; one fruit and one tool have no events. After training, the
+    unseen fruit must rank above the unseen tool for a fruit history, and vice versa."""
+    ds = fruit_and_tools()
+    torch.manual_seed(0)
+    model = create_model("sasrec-text", {"fusion": fusion, "epochs": 30, "d_model": 32, "max_len": 8,
+                                         "lr": 5e-3, "dropout": 0.0, "progress": False})
+    model.attach_items(ds.item_info)
+    model.fit(ds.interactions)
+    idx = ds.items
+    scores = model.score(Sequences.from_lists([[idx.index(0), idx.index(1)], [idx.index(6), idx.index(7)]]))
+    cold_fruit, cold_tool = idx.index(5), idx.index(11)
+    assert scores[0, cold_fruit] > scores[0, cold_tool]
+    assert scores[1, cold_tool] > scores[1, cold_fruit]
+
+
+def test_one_item_table_per_step_and_cold_items_left_out_of_the_softmax(monkeypatch):
+    """The fused table (with its random ID dropout) is built once per step and serves both the
+    input and the output side; items without training events are not negatives."""
+    ds = fruit_and_tools()
+    torch.manual_seed(0)
+    model = create_model("sasrec-text", {"epochs": 1, "d_model": 16, "max_len": 8, "id_dropout": 0.5,
+                                         "adapter_hidden": 16, "progress": False})
+    model.attach_items(ds.item_info)
+    model.fit(ds.interactions)
+    warm = np.flatnonzero(ds.interactions.item_counts() > 0)
+    assert model._softmax_items.tolist() == warm.tolist() and len(warm) == 10
+
+    net, calls = model.net, []
+    real = type(net).item_table
+    monkeypatch.setattr(type(net), "item_table", lambda self: calls.append(1) or real(self))
+    net.train()
+    window = torch.from_numpy(np.array([[0, 1, 2, 3, 4, 5]]))  # tokens = item index + 1
+    torch.manual_seed(1)
+    loss = model._loss(window)
+    assert len(calls) == 1
+    # Same value by hand: one table, rows of the warm items only, targets re-indexed among them.
+    torch.manual_seed(1)
+    table = real(net)
+    hidden = net(window[:, :-1], table)[0, 1:]  # positions with an input token
+    expected = losses.full_softmax_ce(hidden @ table[1:][warm].T, torch.tensor([1, 2, 3, 4]))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
