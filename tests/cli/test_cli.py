@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -121,3 +122,23 @@ def test_text_model_recommends_and_finds_items_without_events(tmp_path, events_c
     recs = tmp_path / "recs.csv"
     assert invoke("recommend", "--run", out, "--output", recs, "--k", 20).exit_code == 0
     assert 999 in pl.read_csv(recs)["item_id"].to_list()
+
+
+def test_sasrec_text_with_item_vectors_from_the_cli(tmp_path, events_csv):
+    items = tmp_path / "items.csv"
+    pl.DataFrame({"item_id": [100 + i for i in range(20)], "title": [f"Item {i}" for i in range(20)]}).write_csv(items)
+    np.save(tmp_path / "img.npy", np.eye(20, 4, dtype=np.float32))
+    (tmp_path / "img.ids.txt").write_text("\n".join(str(100 + i) for i in range(20)))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[model]\nepochs = 1\nd_model = 16\nmax_len = 8\nadapter_hidden = 8\nprogress = false\n")
+    out = tmp_path / "run"
+    res = invoke("train", "--data", events_csv, "--items", items, "--model", "sasrec-text", "--out", out,
+                 "--item-vectors", tmp_path / "img.npy", "--config", cfg)
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["config"]["model"]["item_vectors"] == [str(tmp_path / "img.npy")]
+    (tmp_path / "img.ids.txt").unlink()  # the served model keeps the vectors: no file needed any more
+    assert invoke("similar", "--run", out, "--item", "105", "--k", 3).exit_code == 0
+    res = invoke("train", "--data", events_csv, "--items", items, "--model", "sasrec-text", "--out", tmp_path / "r2",
+                 "--item-vectors", tmp_path / "img.npy", "--config", cfg)
+    assert res.exit_code != 0 and "img.ids.txt" in res.output

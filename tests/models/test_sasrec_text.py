@@ -67,3 +67,26 @@ def test_one_item_table_per_step_and_cold_items_left_out_of_the_softmax(monkeypa
     hidden = net(window[:, :-1], table)[0, 1:]  # positions with an input token
     expected = losses.full_softmax_ce(hidden @ table[1:][warm].T, torch.tensor([1, 2, 3, 4]))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_extra_modality_vectors_carry_the_signal_when_text_does_not(tmp_path):
+    """Every title is the same word, so only the 'image' vectors (fruit vs tool direction) can
+    tell the two never-seen items apart."""
+    ds = fruit_and_tools()
+    ids = ds.item_info["item"].to_list()
+    info = ds.item_info.with_columns(pl.lit("product").alias("title"))
+    rng = np.random.default_rng(0)
+    vecs = [np.r_[1.0 if int(i) < 6 else -1.0, rng.normal(0, 0.1, 7)] for i in ids]
+    path = tmp_path / "image.parquet"
+    pl.DataFrame({"item_id": ids, "vec": vecs}).write_parquet(path)
+    torch.manual_seed(0)
+    model = create_model("sasrec-text", {"epochs": 30, "d_model": 32, "max_len": 8, "lr": 5e-3, "dropout": 0.0,
+                                         "item_vectors": [str(path)], "progress": False})
+    model.attach_items(info)
+    assert model.text_vectors.shape == (12, 384 + 8)
+    model.fit(ds.interactions)
+    idx = ds.items
+    scores = model.score(Sequences.from_lists([[idx.index(0), idx.index(1)], [idx.index(6), idx.index(7)]]))
+    cold_fruit, cold_tool = idx.index(5), idx.index(11)
+    assert scores[0, cold_fruit] > scores[0, cold_tool]
+    assert scores[1, cold_tool] > scores[1, cold_fruit]

@@ -67,6 +67,9 @@ def train(
     text_cols: Annotated[str | None, typer.Option(
         "--text-cols", help="comma-separated item columns to encode for content models (text-knn, sasrec-text); "
         "default: every string column of the items file")] = None,
+    item_vectors: Annotated[list[Path] | None, typer.Option(
+        "--item-vectors", help="sasrec-text: extra per-item vectors (image, audio) fused with the text, from a "
+        ".parquet (id column + float-list column) or .npy (+ NAME.ids.txt, one id per row) file; repeatable")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory")] = False,
 ) -> None:
     """Train a model and write a self-contained run directory.
@@ -82,6 +85,8 @@ def train(
     cfg = _columns(load_config(config), user_col, item_col, time_col, rating_col)
     if text_cols is not None:
         cfg.model["text_columns"] = [c.strip() for c in text_cols.split(",") if c.strip()]
+    if item_vectors:
+        cfg.model["item_vectors"] = [str(p.resolve()) for p in item_vectors]
     result = train_run(data, model, out, cfg, items=items, overwrite=overwrite, log=console.print)
     k = 10 if 10 in cfg.evaluation.ks else cfg.evaluation.ks[0]
     console.print(rich_table(result.summary, k, title=f"{model} on {data}: test, full ranking"))

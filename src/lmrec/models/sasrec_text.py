@@ -22,6 +22,7 @@ from pydantic import Field
 from torch import nn
 
 from lmrec.content.encoder import DEFAULT_MODEL, check_attached, encode_catalogue
+from lmrec.content.vectors import load_item_vectors
 from lmrec.data.sequences import Interactions
 from lmrec.models.base import Validator
 from lmrec.models.sasrec import SASRec, SASRecConfig, SASRecNet
@@ -33,6 +34,9 @@ class SASRecTextConfig(SASRecConfig):
     text_columns: list[str] | None = Field(None, description="item columns to encode (default: every string column)")
     adapter_hidden: int = Field(256, ge=1, description="hidden width of the text adapter MLP")
     id_dropout: float = Field(0.1, ge=0, lt=1, description="share of items whose ID embedding is dropped per batch")
+    item_vectors: list[str] = Field(
+        default_factory=list, description="extra per-item vectors (image, audio, ...) from .parquet or .npy files, "
+        "keyed by item id; concatenated with the text vector before the adapter")
 
 
 class TextSASRecNet(SASRecNet):
@@ -73,8 +77,12 @@ class SASRecText(SASRec):
         self.warm: np.ndarray | None = None
 
     def attach_items(self, item_info: pl.DataFrame | None) -> None:
-        self.text_vectors = encode_catalogue(item_info, model=self.config.encoder, columns=self.config.text_columns,
-                                             progress=self.config.progress, who=self.name)
+        """Content vector of every catalogue item: its text embedding, then any extra modality vectors."""
+        views = [encode_catalogue(item_info, model=self.config.encoder, columns=self.config.text_columns,
+                                  progress=self.config.progress, who=self.name)]
+        ids = item_info["item"].to_list()
+        views += [load_item_vectors(path, ids) for path in self.config.item_vectors]
+        self.text_vectors = np.concatenate(views, axis=1)  # (n_items, T): the adapter's input
 
     def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
         check_attached(self.text_vectors, train.n_items, self.name)
@@ -87,10 +95,15 @@ class SASRecText(SASRec):
         return TextSASRecNet(self.config, n_items, torch.from_numpy(self.text_vectors), torch.from_numpy(self.warm))
 
     def add_items(self, item_info: pl.DataFrame) -> None:
-        """New items get their text vector, no ID embedding (zero) and warm=0: content alone."""
+        """New items get their text vector, no ID embedding (zero) and warm=0: content alone.
+
+        Extra modality vectors of new items are zero (the files were read at training time).
+        """
         new = encode_catalogue(item_info, model=self.config.encoder, columns=self.config.text_columns,
                                progress=False, who=self.name)
         state = self._state()
+        extra = state["text"].shape[1] - new.shape[1]
+        new = np.concatenate([new, np.zeros((len(new), extra), np.float32)], axis=1)
         d = state["item_emb.weight"].shape[1]
         state["text"] = np.concatenate([state["text"], new])
         state["warm"] = np.concatenate([state["warm"], np.zeros(len(new), dtype=np.float32)])

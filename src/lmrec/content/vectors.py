@@ -1,0 +1,79 @@
+"""Precomputed per-item vectors from other modalities (image, audio, ...) for content models.
+
+Two file formats, both keyed by the original item id so that row order never matters:
+
+* Parquet: an id column (``item_id``, ``item`` or else the first column) and either one column
+  of float lists/arrays or several numeric columns, one per dimension.
+* ``.npy``: a 2-D float array with a sibling ``<name>.ids.txt`` holding one item id per line,
+  in row order (a bare array cannot say which item a row belongs to).
+
+Catalogue items missing from the file get a zero vector: the model then relies on its other
+views for them, the same way it does for items without events.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from lmrec.errors import DataValidationError
+
+
+def _from_parquet(path: Path) -> tuple[list[str], np.ndarray]:
+    df = pl.read_parquet(path)
+    id_col = next((c for c in ("item_id", "item") if c in df.columns), df.columns[0])
+    rest = [c for c in df.columns if c != id_col]
+    lists = [c for c in rest if isinstance(df[c].dtype, pl.List | pl.Array)]
+    if len(lists) == 1 and len(rest) == 1:
+        try:
+            vectors = np.array(df[lists[0]].to_list(), dtype=np.float32)
+        except (TypeError, ValueError):
+            raise DataValidationError(f"column {lists[0]!r} must hold float lists of one length", path=path,
+                                      column=lists[0]) from None
+    elif rest and all(df[c].dtype.is_numeric() for c in rest):
+        vectors = df.select(rest).to_numpy().astype(np.float32)
+    else:
+        raise DataValidationError(f"expected an id column plus one column of float lists or only numeric columns; "
+                                  f"found {dict(zip(df.columns, map(str, df.dtypes), strict=True))}", path=path)
+    return [str(v) for v in df[id_col].to_list()], vectors
+
+
+def _from_npy(path: Path) -> tuple[list[str], np.ndarray]:
+    ids_path = path.with_suffix(".ids.txt")
+    if not ids_path.exists():
+        raise DataValidationError(f"a .npy file of item vectors needs its item ids, one per line, in {ids_path.name}",
+                                  path=path)
+    vectors = np.load(path, allow_pickle=False)
+    ids = [line.strip() for line in ids_path.read_text().splitlines() if line.strip()]
+    if vectors.ndim != 2 or len(vectors) != len(ids):
+        raise DataValidationError(f"expected a 2-D array with one row per id in {ids_path.name} ({len(ids)}), "
+                                  f"got shape {vectors.shape}", path=path)
+    return ids, vectors.astype(np.float32)
+
+
+def load_item_vectors(path: str | Path, item_ids: list) -> np.ndarray:
+    """(len(item_ids), dim) vectors for the catalogue items, L2-normalised; zeros where the file has none."""
+    path = Path(path)
+    if not path.exists():
+        raise DataValidationError("item vector file not found", path=path)
+    if path.suffix == ".npy":
+        ids, vectors = _from_npy(path)
+    elif path.suffix in (".parquet", ".pq"):
+        ids, vectors = _from_parquet(path)
+    else:
+        raise DataValidationError("item vectors must be a .parquet or .npy file", path=path)
+    if len(set(ids)) != len(ids):
+        raise DataValidationError("an item id appears more than once; each item needs one vector", path=path)
+    if not np.isfinite(vectors).all():
+        raise DataValidationError("vectors must be finite (found NaN or inf)", path=path)
+    row = {item: i for i, item in enumerate(ids)}
+    found = np.array([row.get(str(item), -1) for item in item_ids])
+    if not (found >= 0).any():
+        raise DataValidationError(f"none of the {len(item_ids)} catalogue item ids is in the file "
+                                  f"(file ids look like {ids[:3]})", path=path)
+    out = np.zeros((len(item_ids), vectors.shape[1]), dtype=np.float32)
+    out[found >= 0] = vectors[found[found >= 0]]
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms > 0, norms, 1.0)  # unit length, like the text vectors: no view dominates by scale
