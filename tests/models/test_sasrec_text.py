@@ -90,3 +90,23 @@ def test_extra_modality_vectors_carry_the_signal_when_text_does_not(tmp_path):
     cold_fruit, cold_tool = idx.index(5), idx.index(11)
     assert scores[0, cold_fruit] > scores[0, cold_tool]
     assert scores[1, cold_tool] > scores[1, cold_fruit]
+
+
+def test_cached_inference_table_follows_weight_changes():
+    ds = fruit_and_tools()
+    torch.manual_seed(0)
+    model = create_model("sasrec-text", {"epochs": 1, "d_model": 16, "max_len": 8, "adapter_hidden": 16,
+                                         "progress": False})
+    model.attach_items(ds.item_info)
+    model.fit(ds.interactions)
+    history = Sequences.from_lists([[0, 1]])
+    before = model.score(history)
+    assert torch.equal(model.score(history), before)  # served from the cache
+    state = {k: v + 0.1 if k.startswith("adapter") else v for k, v in model.net.state_dict().items()}
+    model.net.load_state_dict(state)  # e.g. the trainer restoring its best weights
+    after = model.score(history)
+    assert not torch.allclose(after, before)
+    fresh = create_model("sasrec-text", model.config)
+    fresh.n_items, fresh.text_vectors, fresh.warm = model.n_items, model.text_vectors, model.warm
+    fresh._load_state({k: v.numpy() for k, v in state.items()})
+    assert torch.allclose(fresh.score(history), after)

@@ -88,6 +88,7 @@ class SequentialRecommender(Recommender):
         # out items without training events: as never-positive negatives they would only be
         # taught to score low, the opposite of what their content vectors are there for.
         self._softmax_items: torch.Tensor | None = None
+        self._table: tuple[tuple, torch.Tensor] | None = None  # (weights fingerprint, inference table)
 
     def build_net(self, n_items: int) -> nn.Module:
         raise NotImplementedError
@@ -154,9 +155,24 @@ class SequentialRecommender(Recommender):
                                              "max_train_minutes": None})
 
     # --- inference ---------------------------------------------------------------------------
-    def query_vectors(self, histories: Sequences, table: torch.Tensor | None = None) -> torch.Tensor:
+    def _inference_table(self) -> torch.Tensor:
+        """``item_table()`` in eval mode, kept until the weights change (a fused table runs an MLP
+        over the whole catalogue: too much to redo for every served request).
+
+        The fingerprint is the version counter of every parameter and buffer, which torch bumps on
+        each in-place change (optimizer steps, load_state_dict), so no caller has to invalidate it.
+        """
+        key = (id(self.net), *(t._version for t in (*self.net.parameters(), *self.net.buffers())))
+        if self._table is None or self._table[0] != key:
+            self.net.eval()
+            with torch.inference_mode():
+                self._table = (key, self.net.item_table())  # table (n_items + 1, D)
+        return self._table[1]
+
+    def query_vectors(self, histories: Sequences) -> torch.Tensor:
         """(B, D) user states; scores are their inner products with ``output_item_vectors()``."""
         self._check_fitted()
+        table = self._inference_table()
         tokens = torch.from_numpy(histories.to_padded(self.config.max_len, pad=-1) + 1)  # (B, L)
         if len(histories):
             longest = int(min(self.config.max_len, max(1, histories.lengths().max())))
@@ -165,17 +181,14 @@ class SequentialRecommender(Recommender):
         with torch.inference_mode():
             return self.net(tokens, table)[:, -1]  # (B, D): the state after the most recent event
 
-    def output_item_vectors(self, table: torch.Tensor | None = None) -> torch.Tensor:
+    def output_item_vectors(self) -> torch.Tensor:
         """(n_items, D) item vectors of the output layer (what nearest-neighbour retrieval indexes)."""
-        self.net.eval()
+        self._check_fitted()
         with torch.inference_mode():
-            return self.net.item_weights(table).detach()
+            return self.net.item_weights(self._inference_table()).detach()
 
     def _score(self, histories: Sequences) -> torch.Tensor:
-        self.net.eval()
-        with torch.inference_mode():
-            table = self.net.item_table()  # (n_items + 1, D), once per call
-        return self.query_vectors(histories, table) @ self.output_item_vectors(table).T  # (B, n_items)
+        return self.query_vectors(histories) @ self.output_item_vectors().T  # (B, n_items)
 
     def _item_vectors(self) -> torch.Tensor:
         return self.output_item_vectors()
