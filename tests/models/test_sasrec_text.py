@@ -24,21 +24,25 @@ def fruit_and_tools():
                    items=items)
 
 
+def assert_cold_items_follow_the_history(model, ds):
+    """The never-seen fruit must outrank the never-seen tool for a fruit history, and vice versa."""
+    idx = ds.items
+    scores = model.score(Sequences.from_lists([[idx.index(0), idx.index(1)], [idx.index(6), idx.index(7)]]))
+    cold_fruit, cold_tool = idx.index(5), idx.index(11)
+    assert scores[0, cold_fruit] > scores[0, cold_tool]
+    assert scores[1, cold_tool] > scores[1, cold_fruit]
+
+
 @pytest.mark.parametrize("fusion", ["fused", "text"])
 def test_sasrec_text_recommends_an_item_nobody_has_touched(fusion):
-    """Fruit users and tool users; one fruit and one tool have no events. After training, the
-    unseen fruit must rank above the unseen tool for a fruit history, and vice versa."""
+    """Fruit users and tool users; one fruit and one tool have no events."""
     ds = fruit_and_tools()
     torch.manual_seed(0)
     model = create_model("sasrec-text", {"fusion": fusion, "epochs": 30, "d_model": 32, "max_len": 8,
                                          "lr": 5e-3, "dropout": 0.0, "progress": False})
     model.attach_items(ds.item_info)
     model.fit(ds.interactions)
-    idx = ds.items
-    scores = model.score(Sequences.from_lists([[idx.index(0), idx.index(1)], [idx.index(6), idx.index(7)]]))
-    cold_fruit, cold_tool = idx.index(5), idx.index(11)
-    assert scores[0, cold_fruit] > scores[0, cold_tool]
-    assert scores[1, cold_tool] > scores[1, cold_fruit]
+    assert_cold_items_follow_the_history(model, ds)
 
 
 def test_one_item_table_per_step_and_cold_items_left_out_of_the_softmax(monkeypatch):
@@ -85,11 +89,7 @@ def test_extra_modality_vectors_carry_the_signal_when_text_does_not(tmp_path):
     model.attach_items(info)
     assert model.text_vectors.shape == (12, 384 + 8)
     model.fit(ds.interactions)
-    idx = ds.items
-    scores = model.score(Sequences.from_lists([[idx.index(0), idx.index(1)], [idx.index(6), idx.index(7)]]))
-    cold_fruit, cold_tool = idx.index(5), idx.index(11)
-    assert scores[0, cold_fruit] > scores[0, cold_tool]
-    assert scores[1, cold_tool] > scores[1, cold_fruit]
+    assert_cold_items_follow_the_history(model, ds)
 
 
 def test_cached_inference_table_follows_weight_changes():
