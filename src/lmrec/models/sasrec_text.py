@@ -46,13 +46,8 @@ class TextSASRecNet(SASRecNet):
         # Buffers are part of the state dict: a saved model needs no text encoder to serve.
         self.register_buffer("text", torch.cat([torch.zeros(1, text.shape[1]), text]))  # (n_items + 1, T)
         self.register_buffer("warm", torch.cat([torch.zeros(1), warm.float()]))  # (n_items + 1,)
-        # The LayerNorm puts the content vector on the ID embeddings' scale (norm ~1, see SASRecNet)
-        # from the first step: a freshly initialised MLP outputs vectors ~100x shorter, which leaves
-        # the text view ignored next to the IDs and content-only (cold) items unrankable.
-        norm = nn.LayerNorm(cfg.d_model)
-        nn.init.constant_(norm.weight, cfg.d_model**-0.5)
         self.adapter = nn.Sequential(nn.Linear(text.shape[1], cfg.adapter_hidden), nn.GELU(),
-                                     nn.Linear(cfg.adapter_hidden, cfg.d_model), norm)
+                                     nn.Linear(cfg.adapter_hidden, cfg.d_model))
 
     def item_table(self) -> torch.Tensor:
         """(n_items + 1, D) representation of every token; row 0 (padding) is zero."""
