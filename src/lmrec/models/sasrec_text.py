@@ -2,13 +2,16 @@
 
 Item representation (used on the input side and, tied, on the output side):
 
-    fused:  e_i = m_i * id_i + A(t_i)      text:  e_i = A(t_i)      id: e_i = id_i (plain SASRec)
+    fused:  e_i = A(t_i) + m_i * id_i + (1 - m_i) * mean(id_j, j in N(i))
+    text:   e_i = A(t_i)                 id: e_i = id_i (plain SASRec)
 
-``t_i`` is the frozen sentence-encoder vector of the item's text, ``A`` a small learned adapter
-(MLP), and ``m_i`` is 0 for items with no training events, so an item nobody has touched is
-represented by its content alone and can be recommended zero-shot. During training the ID
-part of whole items is dropped at random (``id_dropout``), which teaches the Transformer to
-work from content when the ID embedding is missing or weak: the sparse-user and tail-item case.
+``t_i`` is the frozen sentence-encoder vector of the item's content, ``A`` a small learned
+adapter (MLP), and ``m_i`` is 0 for items with no training events. Such an item has no ID
+embedding of its own, so it borrows the mean ID embedding of its ``cold_neighbours`` nearest
+items by content among those with events (N(i)): an item nobody has touched is placed in the
+ID space next to the items it resembles and can be recommended zero-shot. During training
+the ID part of whole items is swapped for the borrowed one at random (``id_dropout``), which
+teaches the Transformer that representation: the sparse-user, tail- and cold-item case.
 """
 
 from __future__ import annotations
@@ -34,9 +37,33 @@ class SASRecTextConfig(SASRecConfig):
     text_columns: list[str] | None = Field(None, description="item columns to encode (default: every string column)")
     adapter_hidden: int = Field(256, ge=1, description="hidden width of the text adapter MLP")
     id_dropout: float = Field(0.1, ge=0, lt=1, description="share of items whose ID embedding is dropped per batch")
+    cold_neighbours: int = Field(
+        10, ge=0, description="items without events (and dropped IDs) borrow the mean ID embedding of this many "
+        "nearest items by content; 0: content alone")
     item_vectors: list[str] = Field(
         default_factory=list, description="extra per-item vectors (image, audio, ...) from .parquet or .npy files, "
         "keyed by item id; concatenated with the text vector before the adapter")
+
+
+def content_neighbours(content: torch.Tensor, warm: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
+    """(n_tokens, k) tokens of the k items with events most cosine-similar to each token's content.
+
+    content (n_tokens, T) with row 0 the padding token, warm (n_tokens,) 1 for items with events.
+    An item is never its own neighbour; the padding row gets padding (whose ID row is zero).
+    """
+    n = len(content)
+    k = min(k, int(warm.sum()) - 1) if k else 0
+    if k <= 0:
+        return torch.zeros(n, 0, dtype=torch.long)
+    unit = torch.nn.functional.normalize(content.float(), dim=1)  # (n, T)
+    candidates = torch.nonzero(warm > 0).squeeze(1)  # (W,)
+    out = torch.zeros(n, k, dtype=torch.long)
+    for s in range(1, n, chunk):
+        sims = unit[s : s + chunk] @ unit[candidates].T  # (C, W)
+        rows = torch.arange(s, min(s + chunk, n))
+        sims[rows[:, None] == candidates[None, :]] = float("-inf")  # not itself
+        out[s : s + chunk] = candidates[sims.topk(k, dim=1).indices]
+    return out
 
 
 class TextSASRecNet(SASRecNet):
@@ -48,6 +75,9 @@ class TextSASRecNet(SASRecNet):
         self.register_buffer("warm", torch.cat([torch.zeros(1), warm.float()]))  # (n_items + 1,)
         self.adapter = nn.Sequential(nn.Linear(text.shape[1], cfg.adapter_hidden), nn.GELU(),
                                      nn.Linear(cfg.adapter_hidden, cfg.d_model))
+        # Not persistent: recomputed from text and warm whenever the net is built (load, add_items).
+        self.register_buffer("neighbours", content_neighbours(self.text, self.warm, cfg.cold_neighbours),
+                             persistent=False)  # (n_items + 1, k) tokens
 
     def item_table(self) -> torch.Tensor:
         """(n_items + 1, D) representation of every token; row 0 (padding) is zero."""
@@ -56,10 +86,17 @@ class TextSASRecNet(SASRecNet):
         else:
             table = self.adapter(self.text)  # (n_items + 1, D)
             if self.fusion == "fused":
-                keep = self.warm
+                keep = self.warm  # (n_items + 1,)
                 if self.training and self.id_dropout > 0:
                     keep = keep * (torch.rand_like(keep) >= self.id_dropout)
-                table = table + keep[:, None] * self.item_emb.weight
+                ids = self.item_emb.weight  # (n_items + 1, D)
+                table = table + keep[:, None] * ids
+                if self.neighbours.shape[1]:
+                    near = ids[self.neighbours]  # (n_items + 1, k, D)
+                    borrowed = near.mean(dim=1)  # (n_items + 1, D)
+                    # Averaging shortens the vector (and its score); give it the neighbours' typical length.
+                    borrowed = borrowed * (near.norm(dim=2).mean(dim=1) / borrowed.norm(dim=1).clamp_min(1e-8))[:, None]
+                    table = table + (1 - keep)[:, None] * borrowed
         return table * (torch.arange(table.shape[0]) > 0)[:, None]
 
 
