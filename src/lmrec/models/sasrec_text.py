@@ -100,7 +100,6 @@ class TextSASRecNet(SASRecNet):
         return table * (torch.arange(table.shape[0]) > 0)[:, None]
 
 
-
 class SASRecText(SASRec):
     """SASRec over items represented by ID and pretrained-language-model text embeddings."""
 
@@ -132,7 +131,8 @@ class SASRecText(SASRec):
         return TextSASRecNet(self.config, n_items, torch.from_numpy(self.text_vectors), torch.from_numpy(self.warm))
 
     def add_items(self, item_info: pl.DataFrame) -> None:
-        """New items get their text vector, no ID embedding (zero) and warm=0: content alone.
+        """New items get their text vector and warm=0: content plus the ID embedding borrowed from
+        their nearest items (their own ID row is zero and never used).
 
         Extra modality vectors of new items are zero (the files were read at training time).
         """
