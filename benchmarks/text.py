@@ -25,11 +25,14 @@ from lmrec.data.splits import LeaveOneOutConfig  # noqa: E402
 
 DATASET = "beauty"
 ID_ONLY = SEQ[(DATASET, "sasrec")]
+# The text-knn channel of sasrec-text uses the same recency decay as the text-knn baseline;
+# its weight is picked on the validation users (text_knn_weight: auto, the default).
+TEXT = {"text_columns": ["title"], "text_knn_decay": 0.5}
 RUNS = [
     ("text-knn", "text-knn", {"recency_decay": 0.5, "text_columns": ["title"]}),
     ("sasrec (ID only)", "sasrec", ID_ONLY),
-    ("sasrec-text (text only)", "sasrec-text", ID_ONLY | {"fusion": "text", "text_columns": ["title"]}),
-    ("sasrec-text (fused)", "sasrec-text", ID_ONLY | {"fusion": "fused", "text_columns": ["title"]}),
+    ("sasrec-text (text only)", "sasrec-text", ID_ONLY | TEXT | {"fusion": "text"}),
+    ("sasrec-text (fused)", "sasrec-text", ID_ONLY | TEXT | {"fusion": "fused"}),
 ]
 PROTOCOLS = {"standard": LeaveOneOutConfig(), "cold": LeaveOneOutConfig(cold_item_fraction=0.1, cold_item_seed=0)}
 
@@ -47,6 +50,9 @@ if __name__ == "__main__":
             s = r["summary"]
             print(f"[{protocol}] {label}: NDCG@10 {s['overall']['ndcg@10']:.4f} HR@10 {s['overall']['hr@10']:.4f} "
                   f"cold HR@10 {s['by_popularity']['cold'].get('hr@10')} fit {r['fit_s']:.0f}s", flush=True)
+            if getattr(r["fitted"], "knn_validation", None):
+                print("    text-knn weight -> validation NDCG@10:",
+                      {w: round(v, 4) for w, v in r["fitted"].knn_validation.items()}, flush=True)
             results.append(r)
         print(f"\n### {DATASET}, {protocol} protocol\nmachine: {machine()}\n")
         print(markdown_rows(results), flush=True)

@@ -110,3 +110,44 @@ def test_cached_inference_table_follows_weight_changes():
     fresh.n_items, fresh.text_vectors, fresh.warm = model.n_items, model.text_vectors, model.warm
     fresh._load_state({k: v.numpy() for k, v in state.items()})
     assert torch.allclose(fresh.score(history), after)
+
+
+def test_text_knn_channel_adds_the_weighted_text_knn_score(tmp_path):
+    """score = Transformer score + w * text-knn score, by hand; the weight survives save/load."""
+    ds = fruit_and_tools()
+    torch.manual_seed(0)
+    common = {"d_model": 16, "max_len": 8, "adapter_hidden": 16, "epochs": 2, "progress": False}
+    model = create_model("sasrec-text", common | {"text_knn_weight": 2.0})
+    model.attach_items(ds.item_info)
+    model.fit(ds.interactions)
+    knn = create_model("text-knn", {"progress": False})
+    knn.attach_items(ds.item_info)
+    knn.fit(ds.interactions)
+    histories = Sequences.from_lists([[0, 1, 2], [6, 7], []])
+    alone = model.query_vectors(histories)[:, :16] @ model.net.item_weights(model._inference_table()).T  # (B, n)
+    expected = alone + 2.0 * knn.score(histories)
+    assert torch.allclose(model.score(histories), expected, atol=1e-4)
+    model.save(tmp_path / "m")
+    assert torch.allclose(type(model).load(tmp_path / "m").score(histories), expected, atol=1e-4)
+
+
+def test_text_knn_weight_auto_is_the_best_on_validation():
+    """Barely trained, the Transformer is near chance while the titles separate fruit from tools:
+    validation must pick a positive weight, and 0 must stay the weight of the ID-only model."""
+    from lmrec.data.splits import LeaveOneOutConfig, make_split, TRAIN
+    from lmrec.evaluation import Validator
+
+    ds = fruit_and_tools()
+    labels = make_split(ds.interactions, LeaveOneOutConfig())
+    train, valid = ds.interactions.subset(labels == TRAIN), Validator(ds.interactions, labels)
+    for fusion, positive in (("fused", True), ("id", False)):
+        torch.manual_seed(0)
+        model = create_model("sasrec-text", {"fusion": fusion, "d_model": 16, "max_len": 8, "epochs": 1, "lr": 1e-5,
+                                             "adapter_hidden": 16, "progress": False})
+        model.attach_items(ds.item_info)
+        model.fit(train, valid)
+        w = float(model.net.knn_weight)
+        assert (w > 0) == positive
+        if positive:
+            assert model.knn_validation[w] == max(model.knn_validation.values()) > model.knn_validation[0.0]
+            assert model.refit_config().text_knn_weight == w

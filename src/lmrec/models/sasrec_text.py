@@ -12,6 +12,12 @@ items by content among those with events (N(i)): an item nobody has touched is p
 ID space next to the items it resembles and can be recommended zero-shot. During training
 the ID part of whole items is swapped for the borrowed one at random (``id_dropout``), which
 teaches the Transformer that representation: the sparse-user, tail- and cold-item case.
+
+Scores add a second, untrained content channel: ``w * profile(u) . t_i``, the text-knn score
+(recency-weighted sum of the text vectors of the user's recent items, dotted with the item's).
+It is one more block of the same inner product, so ANN retrieval over
+``query_vectors`` / ``output_item_vectors`` still ranks exactly; ``w`` is chosen on the
+validation users after training (``text_knn_weight: auto``).
 """
 
 from __future__ import annotations
@@ -26,9 +32,14 @@ from torch import nn
 
 from lmrec.content.encoder import DEFAULT_MODEL, check_attached, encode_catalogue
 from lmrec.content.vectors import load_item_vectors
-from lmrec.data.sequences import Interactions
+from lmrec.data.sequences import Interactions, Sequences
 from lmrec.models.base import Validator
 from lmrec.models.sasrec import SASRec, SASRecConfig, SASRecNet
+from lmrec.models.textknn import recency_profile
+
+
+KNN_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+KNN_EVENTS = 50  # text-knn reads this many latest events (0.8**50: the older ones weigh nothing)
 
 
 class SASRecTextConfig(SASRecConfig):
@@ -43,6 +54,10 @@ class SASRecTextConfig(SASRecConfig):
     item_vectors: list[str] = Field(
         default_factory=list, description="extra per-item vectors (image, audio, ...) from .parquet or .npy files, "
         "keyed by item id; concatenated with the text vector before the adapter")
+    text_knn_weight: float | Literal["auto"] = Field(
+        "auto", description="weight of the untrained text-knn score added to the Transformer's score; auto: the "
+        f"best of {KNN_WEIGHTS} on the validation users (0 when fusion is id or there is no validation)")
+    text_knn_decay: float = Field(0.8, gt=0, le=1, description="text-knn recency weight of the j-th latest event: decay**j")
 
 
 def content_neighbours(content: torch.Tensor, warm: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
@@ -78,6 +93,9 @@ class TextSASRecNet(SASRecNet):
         # Not persistent: recomputed from text and warm whenever the net is built (load, add_items).
         self.register_buffer("neighbours", content_neighbours(self.text, self.warm, cfg.cold_neighbours),
                              persistent=False)  # (n_items + 1, k) tokens
+        # Saved with the weights: "auto" is resolved on validation after training.
+        weight = 0.0 if cfg.text_knn_weight == "auto" else cfg.text_knn_weight
+        self.register_buffer("knn_weight", torch.tensor(float(weight)))
 
     def item_table(self) -> torch.Tensor:
         """(n_items + 1, D) representation of every token; row 0 (padding) is zero."""
@@ -111,6 +129,7 @@ class SASRecText(SASRec):
         super().__init__(config)
         self.text_vectors: np.ndarray | None = None
         self.warm: np.ndarray | None = None
+        self.knn_validation: dict[float, float] = {}  # text-knn weight -> validation NDCG@10 (auto)
 
     def attach_items(self, item_info: pl.DataFrame | None) -> None:
         """Content vector of every catalogue item: its text embedding, then any extra modality vectors."""
@@ -125,7 +144,39 @@ class SASRecText(SASRec):
         self.warm = (train.item_counts() > 0).astype(np.float32)
         if self.config.fusion != "id":  # content vectors stand for the items without events; see SequentialRecommender
             self._softmax_items = torch.from_numpy(np.flatnonzero(self.warm))
-        return super().fit(train, valid)
+        super().fit(train, valid)
+        self.knn_validation = {}
+        check = self._validator(valid)
+        if self.config.text_knn_weight == "auto" and self.config.fusion != "id" and check is not None:
+            for w in KNN_WEIGHTS:
+                self.net.knn_weight.fill_(w)
+                self.knn_validation[w] = check()  # validation NDCG@10
+            self.net.knn_weight.fill_(max(self.knn_validation, key=self.knn_validation.get))
+        return self
+
+    def refit_config(self) -> SASRecTextConfig:
+        return super().refit_config().model_copy(update={"text_knn_weight": float(self.net.knn_weight)})
+
+    # --- inference: the Transformer's inner product plus the text-knn block -------------------
+    def query_vectors(self, histories: Sequences) -> torch.Tensor:
+        """(B, D [+ T]) user states; the text-knn block is the user's recency-weighted text profile."""
+        q = super().query_vectors(histories)  # (B, D)
+        w = float(self.net.knn_weight)
+        if not w:
+            return q
+        profile = recency_profile(histories, self._unit_content(), KNN_EVENTS, self.config.text_knn_decay)  # (B, T)
+        return torch.cat([q, w * profile], dim=1)  # (B, D + T)
+
+    def output_item_vectors(self) -> torch.Tensor:
+        items = super().output_item_vectors()  # (n_items, D)
+        return torch.cat([items, self._unit_content()], dim=1) if float(self.net.knn_weight) else items
+
+    def _item_vectors(self) -> torch.Tensor:
+        return super().output_item_vectors()  # similar items: the model's own item space
+
+    def _unit_content(self) -> torch.Tensor:
+        """(n_items, T) content vectors scaled to unit length (several modalities are concatenated)."""
+        return torch.nn.functional.normalize(self.net.text[1:], dim=1)
 
     def build_net(self, n_items: int) -> TextSASRecNet:
         return TextSASRecNet(self.config, n_items, torch.from_numpy(self.text_vectors), torch.from_numpy(self.warm))

@@ -19,6 +19,18 @@ from lmrec.data.sequences import Interactions, Sequences
 from lmrec.models.base import ModelConfig, Recommender, Validator
 
 
+def recency_profile(histories: Sequences, vectors: torch.Tensor, max_len: int, decay: float) -> torch.Tensor:
+    """(B, D) sum of the vectors of each user's last max_len items, the j-th most recent weighted decay**j.
+
+    vectors (n_items, D); an empty history gives a zero profile (so it scores 0 everywhere).
+    """
+    recent = histories.to_padded(max_len, pad=-1)  # (B, L), most recent last
+    L = recent.shape[1]
+    weights = decay ** np.arange(L - 1, -1, -1, dtype=np.float32)  # (L,)
+    weights = np.where(recent >= 0, weights[None, :], 0.0).astype(np.float32)  # (B, L)
+    return torch.einsum("bl,bld->bd", torch.from_numpy(weights), vectors[torch.from_numpy(np.maximum(recent, 0))])
+
+
 class TextKNNConfig(ModelConfig):
     encoder: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or local path")
     text_columns: list[str] | None = Field(None, description="item columns to encode (default: every string column)")
@@ -54,13 +66,8 @@ class TextKNN(Recommender):
         return self
 
     def _score(self, histories: Sequences) -> torch.Tensor:
-        recent = histories.to_padded(self.config.max_len, pad=-1)  # (B, L), most recent last
-        L = recent.shape[1]
-        weights = self.config.recency_decay ** np.arange(L - 1, -1, -1, dtype=np.float32)  # (L,)
-        weights = np.where(recent >= 0, weights[None, :], 0.0).astype(np.float32)  # (B, L)
         v = torch.from_numpy(self.vectors)  # (n_items, D)
-        profile = torch.einsum("bl,bld->bd", torch.from_numpy(weights), v[torch.from_numpy(np.maximum(recent, 0))])
-        return profile @ v.T  # (B, n_items); an empty history scores 0 everywhere
+        return recency_profile(histories, v, self.config.max_len, self.config.recency_decay) @ v.T  # (B, n_items)
 
     def _item_vectors(self) -> torch.Tensor:
         return torch.from_numpy(self.vectors)
