@@ -21,8 +21,9 @@ _SHARED = {"d_model": 64, "batch_size": 128, "bf16": True, "eval_every": 2, "pat
            "max_train_minutes": 28}
 
 CONFIGS = {
-    ("ml-1m", "sasrec"): _SHARED | {"max_len": 200, "n_layers": 2, "n_heads": 2, "dropout": 0.2, "lr": 2e-3,
-                                    "batch_size": 64, "eval_every": 3, "lr_schedule": "cosine", "warmup_steps": 200},
+    ("ml-1m", "sasrec"): _SHARED | {"max_len": 200, "n_layers": 2, "n_heads": 1, "dropout": 0.1, "lr": 2e-3,
+                                    "batch_size": 64, "eval_every": 3, "lr_schedule": "cosine", "warmup_steps": 200,
+                                    "init_std": 0.02},
     ("beauty", "sasrec"): _SHARED | {"max_len": 50, "n_layers": 2, "n_heads": 2, "dropout": 0.5, "lr": 2e-3,
                                      "patience": 4, "max_train_minutes": 12, "lr_schedule": "cosine",
                                      "warmup_steps": 200},
