@@ -24,8 +24,9 @@ class SASRecConfig(SequentialConfig):
     attn_dropout: float = Field(
         0.0, ge=0, lt=1, description="dropout on attention weights (costly on a CPU: (B, H, L, L) random masks)")
     positional: Literal["learned", "rotary"] = "learned"
-    init_std: float | None = Field(
-        None, gt=0, description="std of the initial item and position embeddings; default 1/sqrt(d_model)")
+    init_std: float = Field(
+        0.02, gt=0, description="std of the initial item and position embeddings (1/sqrt(d_model) trained "
+        "slower and worse on ML-1M and Beauty: docs/benchmarks.md)")
 
 
 class RotaryEmbedding(nn.Module):
@@ -86,10 +87,11 @@ class SASRecNet(nn.Module):
         self.emb_drop = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
-        std = cfg.init_std or 1.0 / math.sqrt(cfg.d_model)
-        nn.init.normal_(self.item_emb.weight, std=std)
-        if self.pos_emb is not None and cfg.init_std:
-            nn.init.normal_(self.pos_emb.weight, std=std)
+        # Small, as in BERT/GPT: inputs are scaled by sqrt(d_model), so a unit-size start made
+        # positions as loud as items and the first logits large (a plateau of several epochs).
+        nn.init.normal_(self.item_emb.weight, std=cfg.init_std)
+        if self.pos_emb is not None:
+            nn.init.normal_(self.pos_emb.weight, std=cfg.init_std)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
