@@ -6,6 +6,8 @@ import torch
 from lmrec.data.processing import ProcessingConfig, process
 from lmrec.data.readers import normalise_interactions, normalise_items
 from lmrec.data.sequences import Sequences
+from lmrec.data.splits import TRAIN, LeaveOneOutConfig, make_split
+from lmrec.evaluation import Validator
 from lmrec.models import create_model
 from lmrec.training import losses
 
@@ -134,9 +136,6 @@ def test_text_knn_channel_adds_the_weighted_text_knn_score(tmp_path):
 def test_text_knn_weight_auto_is_the_best_on_validation():
     """Barely trained, the Transformer is near chance while the titles separate fruit from tools:
     validation must pick a positive weight, and 0 must stay the weight of the ID-only model."""
-    from lmrec.data.splits import LeaveOneOutConfig, make_split, TRAIN
-    from lmrec.evaluation import Validator
-
     ds = fruit_and_tools()
     labels = make_split(ds.interactions, LeaveOneOutConfig())
     train, valid = ds.interactions.subset(labels == TRAIN), Validator(ds.interactions, labels)
