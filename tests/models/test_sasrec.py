@@ -71,3 +71,11 @@ def test_random_windows_reach_older_events():
     firsts = {int(training_windows(seqs, 3, rng)[0, 0]) for _ in range(50)}
     assert len(firsts) > 3  # windows start at different points of the long history
     assert training_windows(seqs, 3, rng)[1].tolist() == [0, 0, 4, 5]  # short users are unchanged
+
+
+def test_item_and_position_embeddings_start_at_init_std():
+    torch.manual_seed(0)
+    net = SASRecNet(SASRecConfig(d_model=64, max_len=200, init_std=0.02), n_items=5000)
+    assert net.item_emb.weight[0].abs().max() == 0  # padding
+    assert abs(net.item_emb.weight[1:].std().item() - 0.02) < 0.001
+    assert abs(net.pos_emb.weight.std().item() - 0.02) < 0.002
