@@ -26,7 +26,7 @@ CONFIGS = {
                                     "init_std": 0.02},
     ("beauty", "sasrec"): _SHARED | {"max_len": 50, "n_layers": 2, "n_heads": 2, "dropout": 0.5, "lr": 2e-3,
                                      "patience": 4, "max_train_minutes": 12, "lr_schedule": "cosine",
-                                     "warmup_steps": 200, "init_std": 0.02},
+                                     "warmup_steps": 200, "init_std": 0.02, "weight_decay": 0.1},
     ("ml-100k", "sasrec"): _SHARED | {"max_len": 200, "n_layers": 2, "n_heads": 2, "dropout": 0.2, "lr": 2e-3,
                                       "batch_size": 64},
     ("ml-1m", "dnn"): _SHARED | {"max_len": 50, "hidden": [256], "dropout": 0.2, "lr": 2e-3, "max_train_minutes": 6},
