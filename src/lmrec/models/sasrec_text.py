@@ -93,6 +93,10 @@ class TextSASRecNet(SASRecNet):
         # Not persistent: recomputed from text and warm whenever the net is built (load, add_items).
         self.register_buffer("neighbours", content_neighbours(self.text, self.warm, cfg.cold_neighbours),
                              persistent=False)  # (n_items + 1, k) tokens
+        # The text-knn channel's item vectors (unit length: modalities are concatenated), made once
+        # per build instead of on every scoring call.
+        self.register_buffer("unit_text", nn.functional.normalize(self.text[1:], dim=1),
+                             persistent=False)  # (n_items, T)
         # Saved with the weights: "auto" is resolved on validation after training.
         weight = 0.0 if cfg.text_knn_weight == "auto" else cfg.text_knn_weight
         self.register_buffer("knn_weight", torch.tensor(float(weight)))
@@ -164,19 +168,15 @@ class SASRecText(SASRec):
         w = float(self.net.knn_weight)
         if not w:
             return q
-        profile = recency_profile(histories, self._unit_content(), KNN_EVENTS, self.config.text_knn_decay)  # (B, T)
+        profile = recency_profile(histories, self.net.unit_text, KNN_EVENTS, self.config.text_knn_decay)  # (B, T)
         return torch.cat([q, w * profile], dim=1)  # (B, D + T)
 
     def output_item_vectors(self) -> torch.Tensor:
         items = super().output_item_vectors()  # (n_items, D)
-        return torch.cat([items, self._unit_content()], dim=1) if float(self.net.knn_weight) else items
+        return torch.cat([items, self.net.unit_text], dim=1) if float(self.net.knn_weight) else items
 
     def _item_vectors(self) -> torch.Tensor:
         return super().output_item_vectors()  # similar items: the model's own item space
-
-    def _unit_content(self) -> torch.Tensor:
-        """(n_items, T) content vectors scaled to unit length (several modalities are concatenated)."""
-        return torch.nn.functional.normalize(self.net.text[1:], dim=1)
 
     def build_net(self, n_items: int) -> TextSASRecNet:
         return TextSASRecNet(self.config, n_items, torch.from_numpy(self.text_vectors), torch.from_numpy(self.warm))
