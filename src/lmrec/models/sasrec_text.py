@@ -37,7 +37,6 @@ from lmrec.models.base import Validator
 from lmrec.models.sasrec import SASRec, SASRecConfig, SASRecNet
 from lmrec.models.textknn import recency_profile
 
-
 KNN_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 KNN_EVENTS = 50  # text-knn reads this many latest events (0.8**50: the older ones weigh nothing)
 
