@@ -60,9 +60,8 @@ if __name__ == "__main__":
             s = r["summary"]
             print(f"[{protocol}] {label}: NDCG@10 {s['overall']['ndcg@10']:.4f} HR@10 {s['overall']['hr@10']:.4f} "
                   f"cold HR@10 {s['by_popularity']['cold'].get('hr@10')} fit {r['fit_s']:.0f}s", flush=True)
-            if getattr(r["fitted"], "knn_validation", None):
-                print("    text-knn weight -> validation NDCG@10:",
-                      {w: round(v, 4) for w, v in r["fitted"].knn_validation.items()}, flush=True)
+            for note in r["fitted"].fit_notes():
+                print("   ", note, flush=True)
             results.append(r)
         print(f"\n### {dataset}, {protocol} protocol\nmachine: {machine()}\n")
         print(markdown_rows(results), flush=True)

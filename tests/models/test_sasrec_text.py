@@ -150,3 +150,6 @@ def test_text_knn_weight_auto_is_the_best_on_validation():
         if positive:
             assert model.knn_validation[w] == max(model.knn_validation.values()) > model.knn_validation[0.0]
             assert model.refit_config().text_knn_weight == w
+            assert model.fit_notes()[0].endswith(f"picked {w:g}")
+        else:
+            assert model.fit_notes() == []

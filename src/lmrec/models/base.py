@@ -82,6 +82,10 @@ class Recommender(ABC):
         number of epochs that validation chose, since there is no held-out data left to stop on."""
         return self.config
 
+    def fit_notes(self) -> list[str]:
+        """Lines worth telling the user about choices ``fit`` made on the validation data."""
+        return []
+
     def _item_vectors(self) -> torch.Tensor | None:
         """(n_items, d) item representations for similar_items, if the model has them."""
         return None

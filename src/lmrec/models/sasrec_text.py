@@ -113,11 +113,16 @@ class TextSASRecNet(SASRecNet):
                 ids = self.item_emb.weight  # (n_items + 1, D)
                 table = table + keep[:, None] * ids
                 if self.neighbours.shape[1]:
-                    near = ids[self.neighbours]  # (n_items + 1, k, D)
-                    borrowed = near.mean(dim=1)  # (n_items + 1, D)
+                    # Only rows without their own ID borrow (cold items, dropped IDs, padding), and
+                    # embedding_bag avoids a (rows, k, D) gather: on Beauty the borrowing over every
+                    # row took 60 of the 135 ms of a training step.
+                    rows = torch.nonzero(keep == 0).squeeze(1)  # (R,)
+                    near = self.neighbours[rows]  # (R, k)
+                    borrowed = nn.functional.embedding_bag(near, ids, mode="mean")  # (R, D)
                     # Averaging shortens the vector (and its score); give it the neighbours' typical length.
-                    borrowed = borrowed * (near.norm(dim=2).mean(dim=1) / borrowed.norm(dim=1).clamp_min(1e-8))[:, None]
-                    table = table + (1 - keep)[:, None] * borrowed
+                    length = nn.functional.embedding_bag(near, ids.norm(dim=1, keepdim=True), mode="mean")  # (R, 1)
+                    borrowed = borrowed * (length / borrowed.norm(dim=1, keepdim=True).clamp_min(1e-8))
+                    table = table.index_add(0, rows, borrowed.to(table.dtype))
         return table * (torch.arange(table.shape[0]) > 0)[:, None]
 
 
@@ -156,6 +161,12 @@ class SASRecText(SASRec):
                 self.knn_validation[w] = check()  # validation NDCG@10
             self.net.knn_weight.fill_(max(self.knn_validation, key=self.knn_validation.get))
         return self
+
+    def fit_notes(self) -> list[str]:
+        if not self.knn_validation:
+            return []
+        scores = ", ".join(f"{w:g}: {v:.4f}" for w, v in self.knn_validation.items())
+        return [f"text-knn weight by validation NDCG@10 ({scores}); picked {float(self.net.knn_weight):g}"]
 
     def refit_config(self) -> SASRecTextConfig:
         return super().refit_config().model_copy(update={"text_knn_weight": float(self.net.knn_weight)})

@@ -66,9 +66,8 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     eval_model.attach_items(dataset.item_info)
     eval_model.fit(dataset.interactions.subset(labels == TRAIN), Validator(dataset.interactions, labels))
     timings["fit_s"] = time.perf_counter() - t0
-    if getattr(eval_model, "knn_validation", None):  # sasrec-text's text-knn weight search
-        scores = ", ".join(f"{w:g}: {v:.4f}" for w, v in eval_model.knn_validation.items())
-        log(f"text-knn weight by validation NDCG@10 ({scores}); picked {float(eval_model.net.knn_weight):g}")
+    for note in eval_model.fit_notes():
+        log(note)
 
     t0 = time.perf_counter()
     result = evaluate(eval_model, dataset.interactions, labels, TEST, config.evaluation, progress=True)
