@@ -66,6 +66,11 @@ def test_similar_items_excludes_the_item_itself(fitted):
     assert 0 not in items[0] and 7 not in items[1]
 
 
+def test_fit_notes_are_lines_of_text(fitted):
+    notes = fitted.fit_notes()
+    assert isinstance(notes, list) and all(isinstance(n, str) and "\n" not in n for n in notes)
+
+
 def test_save_load_round_trip_gives_identical_scores(fitted, tmp_path):
     fitted.save(tmp_path / "m")
     loaded = Recommender.load(tmp_path / "m")
