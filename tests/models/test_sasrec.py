@@ -79,4 +79,3 @@ def test_item_and_position_embeddings_start_at_init_std():
     assert net.item_emb.weight[0].abs().max() == 0  # padding
     assert abs(net.item_emb.weight[1:].std().item() - 0.02) < 0.001
     assert abs(net.pos_emb.weight.std().item() - 0.02) < 0.002
-

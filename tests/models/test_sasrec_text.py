@@ -153,3 +153,28 @@ def test_text_knn_weight_auto_is_the_best_on_validation():
             assert model.fit_notes()[0].endswith(f"picked {w:g}")
         else:
             assert model.fit_notes() == []
+
+
+def test_fused_table_by_hand_with_borrowed_ids():
+    """Rows without an ID of their own (no events, or dropped this step) get the mean ID of their
+    content neighbours, stretched to the neighbours' mean length; the others their own ID."""
+    from lmrec.models.sasrec_text import SASRecTextConfig, TextSASRecNet
+
+    torch.manual_seed(0)
+    n, p = 40, 0.3
+    net = TextSASRecNet(SASRecTextConfig(d_model=8, max_len=4, adapter_hidden=8, cold_neighbours=3, id_dropout=p),
+                        n, torch.randn(n, 6), (torch.rand(n) > 0.25).float())
+    ids = net.item_emb.weight
+    for training in (False, True):
+        net.train(training)
+        torch.manual_seed(1)
+        table = net.item_table()
+        torch.manual_seed(1)
+        keep = net.warm * (torch.rand_like(net.warm) >= p) if training else net.warm
+        near = ids[net.neighbours]  # (n + 1, k, D)
+        mean = near.mean(dim=1)
+        borrowed = mean * (near.norm(dim=2).mean(dim=1) / mean.norm(dim=1).clamp_min(1e-8))[:, None]
+        expected = net.adapter(net.text) + keep[:, None] * ids + (1 - keep)[:, None] * borrowed
+        expected[0] = 0
+        torch.testing.assert_close(table, expected)
+        assert 0 < int((keep[1:] == 0).sum()) < n  # both kinds of row were checked
