@@ -9,6 +9,7 @@ from lmrec.data.sequences import Sequences
 from lmrec.data.splits import TRAIN, LeaveOneOutConfig, make_split
 from lmrec.evaluation import Validator
 from lmrec.models import create_model
+from lmrec.models.sasrec_text import SASRecTextConfig, TextSASRecNet
 from lmrec.training import losses
 
 
@@ -158,8 +159,6 @@ def test_text_knn_weight_auto_is_the_best_on_validation():
 def test_fused_table_by_hand_with_borrowed_ids():
     """Rows without an ID of their own (no events, or dropped this step) get the mean ID of their
     content neighbours, stretched to the neighbours' mean length; the others their own ID."""
-    from lmrec.models.sasrec_text import SASRecTextConfig, TextSASRecNet
-
     torch.manual_seed(0)
     n, p = 40, 0.3
     net = TextSASRecNet(SASRecTextConfig(d_model=8, max_len=4, adapter_hidden=8, cold_neighbours=3, id_dropout=p),
