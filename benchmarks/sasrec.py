@@ -23,7 +23,7 @@ _SHARED = {"d_model": 64, "batch_size": 128, "bf16": True, "eval_every": 2, "pat
 CONFIGS = {
     ("ml-1m", "sasrec"): _SHARED | {"max_len": 200, "n_layers": 2, "n_heads": 1, "dropout": 0.1, "lr": 2e-3,
                                     "batch_size": 64, "eval_every": 3, "lr_schedule": "cosine", "warmup_steps": 200,
-                                    "init_std": 0.02, "max_train_minutes": 16},
+                                    "init_std": 0.02, "max_train_minutes": 16, "loss_norm": "epoch", "block": "sasrec"},
     ("beauty", "sasrec"): _SHARED | {"max_len": 50, "n_layers": 2, "n_heads": 2, "dropout": 0.5, "lr": 2e-3,
                                      "patience": 4, "max_train_minutes": 12, "lr_schedule": "cosine",
                                      "warmup_steps": 200, "init_std": 0.02, "weight_decay": 0.1},

@@ -11,10 +11,11 @@ from lmrec.models.sasrec import SASRecConfig, SASRecNet
 from lmrec.models.sequential import training_windows
 
 
-@pytest.mark.parametrize("positional", ["learned", "rotary"])
-def test_changing_a_later_item_never_changes_earlier_outputs(positional):
+@pytest.mark.parametrize("options", [{"positional": "learned"}, {"positional": "rotary"},
+                                     {"position_from": "start"}, {"block": "sasrec"}])
+def test_changing_a_later_item_never_changes_earlier_outputs(options):
     torch.manual_seed(0)
-    net = SASRecNet(SASRecConfig(max_len=12, d_model=16, n_heads=2, positional=positional), n_items=30).eval()
+    net = SASRecNet(SASRecConfig(max_len=12, d_model=16, n_heads=2, **options), n_items=30).eval()
     tokens = torch.randint(1, 31, (4, 12))
     tokens[0, :5] = 0  # a left-padded row
     base = net(tokens)
@@ -79,3 +80,55 @@ def test_item_and_position_embeddings_start_at_init_std():
     assert net.item_emb.weight[0].abs().max() == 0  # padding
     assert abs(net.item_emb.weight[1:].std().item() - 0.02) < 0.001
     assert abs(net.pos_emb.weight.std().item() - 0.02) < 0.002
+
+
+@pytest.mark.parametrize("position_from", ["end", "start"])
+def test_positions_count_from_the_chosen_end_of_each_row(position_from):
+    torch.manual_seed(0)
+    net = SASRecNet(SASRecConfig(max_len=6, d_model=8, n_heads=1, position_from=position_from), n_items=9).eval()
+    seen = []
+    net.blocks[0].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    tokens = torch.tensor([[0, 0, 0, 4, 5, 6], [1, 2, 3, 4, 5, 6]])
+    net(tokens)
+    # Row 0 holds three events in columns 3..5: from the end they are positions 3..5 like
+    # row 1's last three; from the start they are positions 0..2 like row 1's first three.
+    pos = [3, 4, 5] if position_from == "end" else [0, 1, 2]
+    expected = net.item_emb.weight[[4, 5, 6]] * 8**0.5 + net.pos_emb.weight[pos]
+    torch.testing.assert_close(seen[0][0, 3:], expected)
+
+
+def test_sasrec_block_layout_by_hand():
+    """q = LN1(x); x = q + proj(Attn(q W_q, x W_k, x W_v)); x = LN2(x); out = x + FFN(x)."""
+    torch.manual_seed(0)
+    cfg = SASRecConfig(d_model=8, n_heads=1, max_len=3, ffn_mult=2, block="sasrec")
+    block = SASRecNet(cfg, n_items=5).blocks[0].eval()
+    x = torch.randn(1, 3, 8)
+    causal = torch.ones(3, 3, dtype=torch.bool).tril()[None, None]
+    w_q, w_k, w_v = block.qkv.weight.split(8)
+    b_q, b_k, b_v = block.qkv.bias.split(8)
+    q = block.ln1(x)
+    logits = (q @ w_q.T + b_q) @ (x @ w_k.T + b_k).transpose(1, 2) / 8**0.5
+    att = logits.masked_fill(~causal[0], float("-inf")).softmax(-1) @ (x @ w_v.T + b_v)
+    h = block.ln2(q + block.proj(att))
+    ffn = block.ffn[3](torch.relu(block.ffn[0](h)))
+    torch.testing.assert_close(block(x, causal), h + ffn)
+
+
+def test_epoch_loss_norm_weighs_every_position_the_same():
+    from tests.conftest import interactions_from
+
+    seqs = interactions_from([[0, 1, 2], [1, 2, 3, 4, 0], [3, 4]], n_items=5).sequences()
+    losses = {}
+    for norm in ("batch", "epoch"):
+        torch.manual_seed(0)
+        model = create_model("sasrec", {"d_model": 16, "max_len": 8, "batch_size": 2, "dropout": 0.0,
+                                        "loss_norm": norm, "progress": False})
+        model.net = model.build_net(5)
+        batches = list(model._batches(seqs, epoch=0))
+        # 2 + 4 + 1 = 7 targets in 2 batches
+        assert model._positions_per_batch == 3.5
+        losses[norm] = [model._loss(b).item() for b in batches]
+        targets = [int(((b[:, 1:] != 0) & (b[:, :-1] != 0)).sum()) for b in batches]
+    # epoch: the batch mean times (targets in the batch / 3.5), i.e. the batch sum / 3.5
+    expected = [m * n / 3.5 for m, n in zip(losses["batch"], targets, strict=True)]
+    assert losses["epoch"] == pytest.approx(expected, rel=1e-5)

@@ -45,3 +45,28 @@ def test_recommends_by_meaning_including_items_without_events(dataset):
 def test_needs_item_metadata():
     with pytest.raises(LmrecError, match="--items"):
         create_model("text-knn").attach_items(None)
+
+
+def test_extra_vectors_add_their_cosine_to_the_text_cosine(dataset, tmp_path):
+    ids = dataset.item_info["item"].to_list()
+    # Original item 0 points along x, item 3 along y, item 5 has no row (a zero vector).
+    rows = {0: [1.0, 0.0], 3: [0.0, 2.0]}
+    np.save(tmp_path / "attrs.npy", np.array([rows[k] for k in rows], dtype=np.float32))
+    (tmp_path / "attrs.ids.txt").write_text("\n".join(map(str, rows)))
+    plain = create_model("text-knn", {"progress": False, "recency_decay": 1.0})
+    plain.attach_items(dataset.item_info)
+    both = create_model("text-knn", {"progress": False, "recency_decay": 1.0,
+                                     "item_vectors": [str(tmp_path / "attrs.npy")]})
+    both.attach_items(dataset.item_info)
+    assert both.vectors.shape == (len(ids), plain.vectors.shape[1] + 2)
+    for m in (plain, both):
+        m.fit(dataset.interactions)
+    history = Sequences.from_lists([[ids.index(0)]])
+    extra = (both.score(history) - plain.score(history))[0]
+    expected = np.zeros(len(ids))
+    expected[ids.index(0)] = 1.0  # cos(x, x); items 3 (orthogonal) and the rest (no vector) add 0
+    np.testing.assert_allclose(extra.numpy(), expected, atol=1e-5)
+    # Items added later have no vector in the file: zero extra block, the text alone.
+    both.add_items(dataset.item_info.head(1).with_columns(pl.lit(99).alias("item")))
+    assert both.vectors.shape == (len(ids) + 1, plain.vectors.shape[1] + 2)
+    assert not both.vectors[-1, -2:].any()

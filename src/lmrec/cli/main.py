@@ -68,8 +68,9 @@ def train(
         "--text-cols", help="comma-separated item columns to encode for content models (text-knn, sasrec-text); "
         "default: every string column of the items file")] = None,
     item_vectors: Annotated[list[Path] | None, typer.Option(
-        "--item-vectors", help="sasrec-text: extra per-item vectors (image, audio) fused with the text, from a "
-        ".parquet (id column + float-list column) or .npy (+ NAME.ids.txt, one id per row) file; repeatable")] = None,
+        "--item-vectors", help="sasrec-text, text-knn: extra per-item vectors (attributes, image, audio) used with "
+        "the text (config: item_vector_weight sets their weight), from a .parquet (id column + float-list "
+        "column) or .npy (+ NAME.ids.txt, one id per row) file; repeatable")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory")] = False,
 ) -> None:
     """Train a model and write a self-contained run directory.

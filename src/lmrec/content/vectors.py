@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from lmrec.content.encoder import encode_catalogue
 from lmrec.errors import DataValidationError
 
 
@@ -77,3 +78,14 @@ def load_item_vectors(path: str | Path, item_ids: list) -> np.ndarray:
     out[found >= 0] = vectors[found[found >= 0]]
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.where(norms > 0, norms, 1.0)  # unit length, like the text vectors: no view dominates by scale
+
+
+def catalogue_vectors(item_info: pl.DataFrame | None, *, encoder: str, columns: list[str] | None,
+                      item_vectors: list[str], weight: float, progress: bool, who: str) -> np.ndarray:
+    """(n_items, T) content vector of every catalogue item for content model ``who``: its unit text
+    embedding, then each extra modality's unit vector times ``weight`` (zero where a file has none
+    for the item). The weight sets how much the extra cosine counts next to the text cosine."""
+    views = [encode_catalogue(item_info, model=encoder, columns=columns, progress=progress, who=who)]
+    ids = item_info["item"].to_list()
+    views += [weight * load_item_vectors(path, ids) for path in item_vectors]
+    return np.concatenate(views, axis=1)

@@ -24,6 +24,14 @@ class SASRecConfig(SequentialConfig):
     attn_dropout: float = Field(
         0.0, ge=0, lt=1, description="dropout on attention weights (costly on a CPU: (B, H, L, L) random masks)")
     positional: Literal["learned", "rotary"] = "learned"
+    position_from: Literal["end", "start"] = Field(
+        "end", description="learned positions count back from the most recent event (end: encodes recency "
+        "only) or forward from the first event in the window (start: also tells how far into their history "
+        "a user is); rotary positions are relative, so this does not apply to them")
+    block: Literal["pre_ln", "sasrec"] = Field(
+        "pre_ln", description="pre_ln: x + Attn(LN(x)), x + FFN(LN(x)); sasrec: the original SASRec layout, "
+        "where the residual stream is the normalised input (q = LN(x); x = q + Attn(q, x, x); "
+        "x = LN(x); x + FFN(x)) with ReLU")
     init_std: float = Field(
         0.02, gt=0, description="std of the initial item and position embeddings (1/sqrt(d_model) trained "
         "slower and worse on ML-1M and Beauty: docs/benchmarks.md)")
@@ -47,24 +55,34 @@ class RotaryEmbedding(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm Transformer block: x + Attn(LN(x)), then x + FFN(LN(x))."""
+    """Transformer block; ``cfg.block`` chooses pre-LayerNorm or the original SASRec layout."""
 
     def __init__(self, cfg: SASRecConfig) -> None:
         super().__init__()
         self.n_heads = cfg.n_heads
+        self.sasrec_layout = cfg.block == "sasrec"
         self.ln1 = nn.LayerNorm(cfg.d_model)
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.ln2 = nn.LayerNorm(cfg.d_model)
-        self.ffn = nn.Sequential(nn.Linear(cfg.d_model, cfg.ffn_mult * cfg.d_model), nn.GELU(),
-                                 Dropout(cfg.dropout), nn.Linear(cfg.ffn_mult * cfg.d_model, cfg.d_model))
+        width = cfg.ffn_mult * cfg.d_model
+        self.ffn = nn.Sequential(nn.Linear(cfg.d_model, width), nn.ReLU() if self.sasrec_layout else nn.GELU(),
+                                 Dropout(cfg.dropout), nn.Linear(width, cfg.d_model))
         self.drop = Dropout(cfg.dropout)
         self.attn_dropout = cfg.attn_dropout
         self.rotary = RotaryEmbedding(cfg.d_model // cfg.n_heads, cfg.max_len) if cfg.positional == "rotary" else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         B, L, D = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
+        normed = self.ln1(x)
+        if self.sasrec_layout:  # queries from the normalised stream, keys and values from the raw one
+            w_q, w_kv = self.qkv.weight.split([D, 2 * D])
+            b_q, b_kv = self.qkv.bias.split([D, 2 * D])
+            qkv = torch.cat([F.linear(normed, w_q, b_q), F.linear(x, w_kv, b_kv)], dim=-1)  # (B, L, 3D)
+            x = normed
+        else:
+            qkv = self.qkv(normed)  # (B, L, 3D)
+        q, k, v = qkv.view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
         if self.rotary is not None:  # q, k: (B, H, L, hd)
             q, k = self.rotary(q), self.rotary(k)
         # The CPU attention kernel is slower in bf16 than in fp32 (measured: 44 vs 32 ms per
@@ -73,6 +91,9 @@ class Block(nn.Module):
             att = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask,
                                                  dropout_p=self.attn_dropout if self.training else 0.0)  # (B, H, L, hd)
         x = x + self.drop(self.proj(att.transpose(1, 2).reshape(B, L, D)))
+        if self.sasrec_layout:
+            x = self.ln2(x)
+            return x + self.drop(self.ffn(x))
         return x + self.drop(self.ffn(self.ln2(x)))
 
 
@@ -103,7 +124,12 @@ class SASRecNet(nn.Module):
         B, L = tokens.shape
         table = self.item_table() if table is None else table  # (n_items + 1, D)
         x = F.embedding(tokens, table, padding_idx=0) * math.sqrt(self.cfg.d_model)  # (B, L, D)
-        if self.pos_emb is not None:
+        if self.pos_emb is not None and self.cfg.position_from == "start":
+            # Count from the first real event of the window: rows are left-padded, so each row
+            # starts at a different column. Padding gets position 0 and is masked below anyway.
+            pos = ((tokens != 0).cumsum(dim=1) - 1).clamp(min=0)  # (B, L)
+            x = x + self.pos_emb(pos)
+        elif self.pos_emb is not None:
             x = x + self.pos_emb.weight[-L:]  # right-aligned: the last event is always position max_len - 1
         x = self.emb_drop(x)
         causal = torch.ones(L, L, dtype=torch.bool, device=tokens.device).tril()  # (L, L)

@@ -31,7 +31,7 @@ from pydantic import Field
 from torch import nn
 
 from lmrec.content.encoder import DEFAULT_MODEL, check_attached, encode_catalogue
-from lmrec.content.vectors import load_item_vectors
+from lmrec.content.vectors import catalogue_vectors
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.models.base import Validator
 from lmrec.models.sasrec import SASRec, SASRecConfig, SASRecNet
@@ -53,6 +53,9 @@ class SASRecTextConfig(SASRecConfig):
     item_vectors: list[str] = Field(
         default_factory=list, description="extra per-item vectors (image, audio, ...) from .parquet or .npy files, "
         "keyed by item id; concatenated with the text vector before the adapter")
+    item_vector_weight: float = Field(
+        1.0, gt=0, description="scale of the (unit) extra vectors next to the unit text vector: their share of "
+        "the text-knn channel's cosine")
     text_knn_weight: float | Literal["auto"] = Field(
         "auto", description="weight of the untrained text-knn score added to the Transformer's score; auto: the "
         f"best of {KNN_WEIGHTS} on the validation users (0 when fusion is id or there is no validation)")
@@ -141,11 +144,10 @@ class SASRecText(SASRec):
 
     def attach_items(self, item_info: pl.DataFrame | None) -> None:
         """Content vector of every catalogue item: its text embedding, then any extra modality vectors."""
-        views = [encode_catalogue(item_info, model=self.config.encoder, columns=self.config.text_columns,
-                                  progress=self.config.progress, who=self.name)]
-        ids = item_info["item"].to_list()
-        views += [load_item_vectors(path, ids) for path in self.config.item_vectors]
-        self.text_vectors = np.concatenate(views, axis=1)  # (n_items, T): the adapter's input
+        cfg = self.config
+        self.text_vectors = catalogue_vectors(
+            item_info, encoder=cfg.encoder, columns=cfg.text_columns, item_vectors=cfg.item_vectors,
+            weight=cfg.item_vector_weight, progress=cfg.progress, who=self.name)  # (n_items, T): the adapter's input
 
     def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
         check_attached(self.text_vectors, train.n_items, self.name)

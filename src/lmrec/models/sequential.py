@@ -38,6 +38,10 @@ class SequentialConfig(ModelConfig):
         "last", description="training window of users longer than max_len: their last events, or a window "
         "ending at a random point each epoch (trains on older events too)")
     batch_size: int = Field(128, ge=1)
+    loss_norm: Literal["batch", "epoch"] = Field(
+        "batch", description="batch: each step's loss is the mean over its positions, so in length-bucketed "
+        "batches a short history's positions weigh more; epoch: the batch sum over the epoch's mean positions "
+        "per batch, so every training position weighs the same (as in randomly mixed batches)")
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     lr_schedule: Literal["constant", "cosine"] = Field(
@@ -89,6 +93,7 @@ class SequentialRecommender(Recommender):
         # taught to score low, the opposite of what their content vectors are there for.
         self._softmax_items: torch.Tensor | None = None
         self._table: tuple[tuple, torch.Tensor] | None = None  # (weights fingerprint, inference table)
+        self._positions_per_batch = 1.0  # set by _batches each epoch, for loss_norm: epoch
 
     def build_net(self, n_items: int) -> nn.Module:
         raise NotImplementedError
@@ -102,6 +107,7 @@ class SequentialRecommender(Recommender):
         lengths = (windows != 0).sum(axis=1)
         order = np.lexsort((rng.random(len(windows)), lengths))
         chunks = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        self._positions_per_batch = float((lengths - 1).sum()) / max(len(chunks), 1)  # targets per batch, on average
         for j in rng.permutation(len(chunks)):
             w = windows[chunks[j]]
             w = w[:, -int((w != 0).sum(axis=1).max()) :]  # drop columns that are padding in every row
@@ -119,12 +125,16 @@ class SequentialRecommender(Recommender):
             weights = weights[self._softmax_items]  # (n_softmax, D)
             t = torch.searchsorted(self._softmax_items, t)  # targets are always among them
         if cfg.loss == "ce":
-            return losses.chunked_softmax_ce(h, weights, t)
-        if cfg.loss == "sampled":
+            loss = losses.chunked_softmax_ce(h, weights, t)
+        elif cfg.loss == "sampled":
             neg = torch.randint(0, len(weights), (cfg.n_negatives,))  # (M,) shared by the batch
-            return losses.sampled_softmax_ce((h * weights[t]).sum(-1), h @ weights[neg].T, neg[None, :] == t[:, None])
-        neg = torch.randint(0, len(weights), (len(t),))  # one uniform negative per position
-        return losses.bce_one_negative((h * weights[t]).sum(-1), (h * weights[neg]).sum(-1))
+            loss = losses.sampled_softmax_ce((h * weights[t]).sum(-1), h @ weights[neg].T, neg[None, :] == t[:, None])
+        else:
+            neg = torch.randint(0, len(weights), (len(t),))  # one uniform negative per position
+            loss = losses.bce_one_negative((h * weights[t]).sum(-1), (h * weights[neg]).sum(-1))
+        if cfg.loss_norm == "epoch":  # mean -> sum / (mean positions per batch)
+            loss = loss * (len(t) / self._positions_per_batch)
+        return loss
 
     def _validator(self, valid: Validator | None):
         if valid is None:

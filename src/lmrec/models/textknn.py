@@ -1,5 +1,6 @@
 """Content baseline with no training: recency-weighted cosine similarity between the sentence
-embeddings of the user's history and every item's text.
+embeddings of the user's history and every item's text (plus, when given, the cosine of each
+extra per-item vector: attributes, image, audio).
 
 It is the yardstick for the text-fused models and a cold-start fallback: an item with no
 events at all is ranked by its text alone.
@@ -15,6 +16,7 @@ import torch
 from pydantic import Field
 
 from lmrec.content.encoder import DEFAULT_MODEL, check_attached, encode_catalogue
+from lmrec.content.vectors import catalogue_vectors
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.models.base import ModelConfig, Recommender, Validator
 
@@ -34,6 +36,10 @@ def recency_profile(histories: Sequences, vectors: torch.Tensor, max_len: int, d
 class TextKNNConfig(ModelConfig):
     encoder: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or local path")
     text_columns: list[str] | None = Field(None, description="item columns to encode (default: every string column)")
+    item_vectors: list[str] = Field(
+        default_factory=list, description="extra per-item vectors from .parquet or .npy files, keyed by item id; "
+        "each adds its cosine to the text cosine")
+    item_vector_weight: float = Field(1.0, gt=0, description="weight of each extra vector's cosine next to the text's")
     recency_decay: float = Field(0.8, gt=0, le=1, description="weight of the j-th most recent event: decay**j")
     max_len: int = Field(50, ge=1, description="most recent events used")
     progress: bool = True
@@ -51,12 +57,16 @@ class TextKNN(Recommender):
         self.vectors: np.ndarray | None = None
 
     def attach_items(self, item_info: pl.DataFrame | None) -> None:
-        self.vectors = encode_catalogue(item_info, model=self.config.encoder, columns=self.config.text_columns,
-                                        progress=self.config.progress, who=self.name)
+        cfg = self.config
+        self.vectors = catalogue_vectors(item_info, encoder=cfg.encoder, columns=cfg.text_columns,
+                                         item_vectors=cfg.item_vectors, weight=cfg.item_vector_weight,
+                                         progress=cfg.progress, who=self.name)
 
     def add_items(self, item_info: pl.DataFrame) -> None:
+        """New items get their text vector; their extra modality vectors are zero (the files were read at fit)."""
         new = encode_catalogue(item_info, model=self.config.encoder, columns=self.config.text_columns,
                                progress=False, who=self.name)
+        new = np.concatenate([new, np.zeros((len(new), self.vectors.shape[1] - new.shape[1]), np.float32)], axis=1)
         self.vectors = np.concatenate([self.vectors, new])
         self.n_items = len(self.vectors)
 
