@@ -39,9 +39,10 @@ class SequentialConfig(ModelConfig):
         "ending at a random point each epoch (trains on older events too)")
     batch_size: int = Field(128, ge=1)
     loss_norm: Literal["batch", "epoch"] = Field(
-        "batch", description="batch: each step's loss is the mean over its positions, so in length-bucketed "
-        "batches a short history's positions weigh more; epoch: the batch sum over the epoch's mean positions "
-        "per batch, so every training position weighs the same (as in randomly mixed batches)")
+        "epoch", description="epoch: the batch's summed loss over the epoch's mean positions per batch, so every "
+        "training position weighs the same (as in randomly mixed batches; +0.018 test NDCG@10 on ML-1M, "
+        "docs/benchmarks.md); batch: each step's loss is the mean over its positions, so in length-bucketed "
+        "batches a short history's positions weigh more")
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     lr_schedule: Literal["constant", "cosine"] = Field(
