@@ -63,7 +63,7 @@ class TextKNN(Recommender):
                                          progress=cfg.progress, who=self.name)
 
     def add_items(self, item_info: pl.DataFrame) -> None:
-        """New items get their text vector; their extra modality vectors are zero (the files were read at fit)."""
+        """New items get their text vector; their extra modality vectors are zero (the files were read by attach_items)."""
         new = encode_catalogue(item_info, model=self.config.encoder, columns=self.config.text_columns,
                                progress=False, who=self.name)
         new = np.concatenate([new, np.zeros((len(new), self.vectors.shape[1] - new.shape[1]), np.float32)], axis=1)
