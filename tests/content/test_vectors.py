@@ -2,7 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from lmrec.content.vectors import load_item_vectors
+from lmrec.content.vectors import Whitening, load_item_vectors
 from lmrec.errors import DataValidationError
 
 
@@ -46,3 +46,21 @@ def test_unsupported_suffix(tmp_path):
     (tmp_path / "v.csv").write_text("a,1\n")
     with pytest.raises(DataValidationError, match=r"\.parquet or \.npy"):
         load_item_vectors(tmp_path / "v.csv", ["a"])
+
+
+def test_whitening_by_hand():
+    """Points (+-2, +-1) around (1, 1): variances 4 and 1 along the axes, mean variance 2.5."""
+    x = np.array([[3, 2], [3, 0], [-1, 2], [-1, 0]], dtype=np.float32)
+    for shrinkage in (0.0, 0.4):
+        w = Whitening.fit(x, shrinkage)
+        np.testing.assert_allclose(w.mean, [1, 1])
+        np.testing.assert_allclose(w.matrix, np.diag([(4 + 2.5 * shrinkage) ** -0.5, (1 + 2.5 * shrinkage) ** -0.5]),
+                                   atol=1e-6)
+    # Without shrinkage both directions get unit variance, so (3, 2) - mean = (2, 1) -> (1, 1), then unit length.
+    np.testing.assert_allclose(Whitening.fit(x, 0.0)(x[:1]), [[2**-0.5, 2**-0.5]], atol=1e-6)
+    # A zero row (an item with no vector) stays zero instead of becoming the negated mean.
+    assert not Whitening.fit(x, 0.0)(np.zeros((1, 2), np.float32)).any()
+    state = Whitening.fit(x, 0.4).state()
+    again = Whitening.from_state(dict(state))
+    np.testing.assert_array_equal(again.matrix, state["whiten_matrix"])
+    assert Whitening.from_state({"vectors": x}) is None

@@ -135,6 +135,24 @@ def test_text_knn_channel_adds_the_weighted_text_knn_score(tmp_path):
     assert torch.allclose(type(model).load(tmp_path / "m").score(histories), expected, atol=1e-4)
 
 
+def test_whitened_content_survives_save_load_and_reaches_new_items(tmp_path):
+    ds = fruit_and_tools()
+    torch.manual_seed(0)
+    model = create_model("sasrec-text", {"d_model": 16, "max_len": 8, "adapter_hidden": 16, "epochs": 2,
+                                         "whitening": 0.1, "text_knn_weight": 1.0, "progress": False})
+    model.attach_items(ds.item_info)
+    model.fit(ds.interactions)
+    knn = create_model("text-knn", {"progress": False, "whitening": 0.1})
+    knn.attach_items(ds.item_info)
+    np.testing.assert_allclose(model.text_vectors, knn.vectors, atol=1e-6)  # one whitening for both models
+    histories = Sequences.from_lists([[0, 1, 2], [6, 7]])
+    model.save(tmp_path / "m")
+    loaded = type(model).load(tmp_path / "m")
+    assert torch.allclose(loaded.score(histories), model.score(histories), atol=1e-5)
+    loaded.add_items(ds.item_info.head(1).with_columns(pl.lit(99).alias("item")))
+    np.testing.assert_allclose(loaded.text_vectors[-1], model.text_vectors[0], atol=1e-5)
+
+
 def test_text_knn_weight_auto_is_the_best_on_validation():
     """Barely trained, the Transformer is near chance while the titles separate fruit from tools:
     validation must pick a positive weight, and 0 must stay the weight of the ID-only model."""

@@ -70,3 +70,21 @@ def test_extra_vectors_add_their_cosine_to_the_text_cosine(dataset, tmp_path):
     both.add_items(dataset.item_info.head(1).with_columns(pl.lit(99).alias("item")))
     assert both.vectors.shape == (len(ids) + 1, plain.vectors.shape[1] + 2)
     assert not both.vectors[-1, -2:].any()
+
+
+def test_whitening_is_fitted_on_the_catalogue_kept_on_save_and_applied_to_new_items(dataset, tmp_path):
+    model = create_model("text-knn", {"progress": False, "whitening": 0.1})
+    model.attach_items(dataset.item_info)
+    model.fit(dataset.interactions)
+    plain = create_model("text-knn", {"progress": False})
+    plain.attach_items(dataset.item_info)
+    # Centred: the shared direction of all titles is gone, so the mean vector is far shorter than raw.
+    assert np.linalg.norm(model.vectors.mean(0)) < 0.5 * np.linalg.norm(plain.vectors.mean(0))
+    np.testing.assert_allclose(np.linalg.norm(model.vectors, axis=1), 1.0, atol=1e-5)
+    history = Sequences.from_lists([[0, 1]])
+    model.save(tmp_path / "m")
+    loaded = type(model).load(tmp_path / "m")
+    assert np.allclose(loaded.score(history).numpy(), model.score(history).numpy())
+    # A new item with the text of item 0 gets item 0's whitened vector, not a re-fitted one.
+    loaded.add_items(dataset.item_info.head(1).with_columns(pl.lit(99).alias("item")))
+    np.testing.assert_allclose(loaded.vectors[-1], model.vectors[0], atol=1e-5)
