@@ -64,3 +64,10 @@ def test_whitening_by_hand():
     again = Whitening.from_state(dict(state))
     np.testing.assert_array_equal(again.matrix, state["whiten_matrix"])
     assert Whitening.from_state({"vectors": x}) is None
+
+
+def test_whitening_ignores_directions_the_catalogue_does_not_vary_in():
+    """Two items differ along x only: an added item's z component must not be blown up."""
+    catalogue = np.array([[1, 0, 0], [-1, 0, 0]], dtype=np.float32)
+    w = Whitening.fit(catalogue, 0.1)
+    np.testing.assert_allclose(w(np.array([[0.5, 0, 3]], dtype=np.float32)), [[1, 0, 0]], atol=1e-6)

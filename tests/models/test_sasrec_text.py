@@ -124,7 +124,7 @@ def test_text_knn_channel_adds_the_weighted_text_knn_score(tmp_path):
     model = create_model("sasrec-text", common | {"text_knn_weight": 2.0})
     model.attach_items(ds.item_info)
     model.fit(ds.interactions)
-    knn = create_model("text-knn", {"progress": False})
+    knn = create_model("text-knn", {"progress": False, "whitening": model.config.whitening})  # the same vectors
     knn.attach_items(ds.item_info)
     knn.fit(ds.interactions)
     histories = Sequences.from_lists([[0, 1, 2], [6, 7], []])

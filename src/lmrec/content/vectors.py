@@ -102,8 +102,11 @@ class Whitening:
         mean = vectors.mean(axis=0)
         centred = (vectors - mean).astype(np.float64)  # (n, T)
         variances, directions = np.linalg.eigh(centred.T @ centred / max(len(vectors), 1))  # (T,), (T, T)
-        variances = variances.clip(min=0)
-        scale = 1.0 / np.sqrt(variances + shrinkage * variances.mean() + 1e-12)  # (T,)
+        # Directions the catalogue does not vary in (all of them but n - 1 when it has fewer items
+        # than dimensions) are dropped: whitening would blow up whatever an added item has there.
+        keep = variances > 1e-6 * max(variances.max(), 1e-12)
+        variances, directions = variances[keep], directions[:, keep]
+        scale = 1.0 / np.sqrt(variances + shrinkage * variances.mean())  # (K,)
         return cls(mean.astype(np.float32), ((directions * scale) @ directions.T).astype(np.float32))
 
     def __call__(self, vectors: np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Content baseline with no training: recency-weighted cosine similarity between the sentence
-embeddings of the user's history and every item's text (plus, when given, the cosine of each
+embeddings (optionally whitened) of the user's history and every item's text (plus, when given, the cosine of each
 extra per-item vector: attributes, image, audio).
 
 It is the yardstick for the text-fused models and a cold-start fallback: an item with no
