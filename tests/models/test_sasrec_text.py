@@ -10,6 +10,7 @@ from lmrec.data.splits import TRAIN, LeaveOneOutConfig, make_split
 from lmrec.evaluation import Validator
 from lmrec.models import create_model
 from lmrec.models.sasrec_text import SASRecTextConfig, TextSASRecNet
+from lmrec.models.textknn import recency_profile
 from lmrec.training import losses
 
 
@@ -75,6 +76,29 @@ def test_one_item_table_per_step_and_cold_items_left_out_of_the_softmax(monkeypa
     expected = losses.full_softmax_ce(hidden @ table[1:][warm].T, torch.tensor([1, 2, 3, 4]))
     expected = expected * 4 / model._positions_per_batch  # loss_norm epoch: 4 targets against the epoch's mean
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_text_knn_in_training_adds_the_channel_score_of_each_prefix_to_the_logits():
+    """text_knn_train_weight: each trained position's logits get w * the text-knn score of the
+    history up to that position, computed here with the inference code (recency_profile)."""
+    ds = fruit_and_tools()
+    torch.manual_seed(0)
+    model = create_model("sasrec-text", {"epochs": 1, "d_model": 16, "max_len": 8, "adapter_hidden": 16,
+                                         "text_knn_train_weight": 2.0, "text_knn_decay": 0.5,
+                                         "loss_norm": "batch", "progress": False})
+    model.attach_items(ds.item_info)
+    model.fit(ds.interactions)
+    warm = np.flatnonzero(ds.interactions.item_counts() > 0)
+    net = model.net.eval()  # no dropout, no ID dropout: the same table twice
+    window = torch.from_numpy(np.array([[0, 1, 2, 7, 8, 3]]))  # tokens = item index + 1
+    loss = model._loss(window)
+    table = net.item_table()
+    hidden = net(window[:, :-1], table)[0, 1:]  # (4, D): positions with an input token
+    prefixes = Sequences.from_lists([[0], [0, 1], [0, 1, 6], [0, 1, 6, 7]])
+    knn = recency_profile(prefixes, net.unit_text, 50, 0.5) @ net.unit_text.T  # (4, n_items)
+    logits = (hidden @ table[1:].T + 2.0 * knn)[:, warm]
+    targets = torch.searchsorted(torch.from_numpy(warm), torch.tensor([1, 6, 7, 2]))
+    assert loss.item() == pytest.approx(losses.full_softmax_ce(logits, targets).item(), rel=1e-5)
 
 
 def test_extra_modality_vectors_carry_the_signal_when_text_does_not(tmp_path):

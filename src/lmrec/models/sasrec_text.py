@@ -65,6 +65,10 @@ class SASRecTextConfig(SASRecConfig):
     text_knn_weight: float | Literal["auto"] = Field(
         "auto", description="weight of the untrained text-knn score added to the Transformer's score; auto: the "
         f"best of {KNN_WEIGHTS} on the validation users (0 when fusion is id or there is no validation)")
+    text_knn_train_weight: float = Field(
+        0.0, ge=0, description="weight of the text-knn score inside the training softmax (0: the channel is only "
+        "added after training): with it the Transformer learns what the content score misses instead of "
+        "relearning it")
     text_knn_decay: float = Field(0.8, gt=0, le=1, description="text-knn recency weight of the j-th latest event: decay**j")
 
 
@@ -171,6 +175,20 @@ class SASRecText(SASRec):
                 self.knn_validation[w] = check()  # validation NDCG@10
             self.net.knn_weight.fill_(max(self.knn_validation, key=self.knn_validation.get))
         return self
+
+    def _extra_score_blocks(self, inputs, valid, h, weights):
+        w = self.config.text_knn_train_weight
+        if not w or self.config.fusion == "id":
+            return h, weights
+        # The text-knn profile after every position: a causal, recency-weighted sum over the last
+        # KNN_EVENTS events, as recency_profile computes it for one history at inference.
+        unit = self.net.unit_text  # (n_items, T)
+        vectors = nn.functional.embedding(inputs, torch.cat([unit.new_zeros(1, unit.shape[1]), unit]))  # (B, L, T)
+        L = inputs.shape[1]
+        lag = torch.arange(L)[:, None] - torch.arange(L)[None, :]  # (L, L): t - j
+        decay = torch.where((lag >= 0) & (lag < KNN_EVENTS), self.config.text_knn_decay ** lag.clamp(min=0).float(), 0.0)
+        profile = torch.einsum("tj,bjd->btd", decay, vectors)[valid]  # (N, T)
+        return torch.cat([h, w * profile.to(h.dtype)], dim=1), torch.cat([weights, unit.to(weights.dtype)], dim=1)
 
     def fit_notes(self) -> list[str]:
         if not self.knn_validation:

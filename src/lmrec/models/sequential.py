@@ -122,6 +122,7 @@ class SequentialRecommender(Recommender):
         valid = (targets != 0) & (inputs != 0)
         h, t = hidden[valid], targets[valid] - 1  # (N, D), (N,) item indices
         weights = self.net.item_weights(table)  # (n_items, D)
+        h, weights = self._extra_score_blocks(inputs, valid, h, weights)  # (N, D'), (n_items, D')
         if self._softmax_items is not None:
             weights = weights[self._softmax_items]  # (n_softmax, D)
             t = torch.searchsorted(self._softmax_items, t)  # targets are always among them
@@ -136,6 +137,13 @@ class SequentialRecommender(Recommender):
         if cfg.loss_norm == "epoch":  # mean -> sum / (mean positions per batch)
             loss = loss * (len(t) / self._positions_per_batch)
         return loss
+
+    def _extra_score_blocks(self, inputs: torch.Tensor, valid: torch.Tensor, h: torch.Tensor,
+                            weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores that are more than the network's inner product add blocks to both sides here,
+        so that training sees the same score as inference. inputs (B, L), valid (B, L) -> the
+        trained positions' h (N, D') and the item vectors (n_items, D')."""
+        return h, weights
 
     def _validator(self, valid: Validator | None):
         if valid is None:
