@@ -2,7 +2,17 @@ import numpy as np
 import pytest
 
 from lmrec.data import load_dataset
-from lmrec.data.splits import HIDDEN, TEST, TRAIN, VALID, LeaveOneOutConfig, TemporalConfig, eval_set, make_split
+from lmrec.data.splits import (
+    HIDDEN,
+    TEST,
+    TRAIN,
+    VALID,
+    LeaveOneOutConfig,
+    TemporalConfig,
+    eval_set,
+    make_split,
+    without_last_events,
+)
 from lmrec.training.pipeline import train_run
 from tests.conftest import interactions_from
 
@@ -11,6 +21,12 @@ def test_leave_one_out_labels_known_answer():
     data = interactions_from([[1, 2, 3, 4], [5, 6], [7, 8, 9]], n_items=10)
     labels = make_split(data, LeaveOneOutConfig())
     assert labels.tolist() == [TRAIN, TRAIN, VALID, TEST, TRAIN, TRAIN, TRAIN, VALID, TEST]
+
+
+def test_without_last_events_drops_each_users_latest_event():
+    data = interactions_from([[1, 2, 3, 4], [5], [], [7, 8, 9]], n_items=10)
+    rest = without_last_events(data).sequences()
+    assert [rest[u].tolist() for u in range(4)] == [[1, 2, 3], [], [], [7, 8]]
 
 
 def test_temporal_split_cuts_in_global_time():

@@ -9,7 +9,7 @@ from lmrec.data.sequences import Sequences
 from lmrec.data.splits import TRAIN, LeaveOneOutConfig, make_split
 from lmrec.evaluation import Validator
 from lmrec.models import create_model
-from lmrec.models.sasrec_text import SASRecTextConfig, TextSASRecNet
+from lmrec.models.sasrec_text import SASRecText, SASRecTextConfig, TextSASRecNet
 from lmrec.models.textknn import recency_profile
 from lmrec.training import losses
 
@@ -197,6 +197,35 @@ def test_text_knn_weight_auto_is_the_best_on_validation():
             assert model.fit_notes()[0].endswith(f"picked {w:g}")
         else:
             assert model.fit_notes() == []
+
+
+def test_text_knn_weight_lagged_is_searched_with_a_model_fitted_without_each_last_event(monkeypatch):
+    """The served model is fitted on the training part; a second model of the same config, fitted on it minus
+    every user's last event, runs the weight search on validation, and its pick is the served model's weight."""
+    ds = fruit_and_tools()
+    labels = make_split(ds.interactions, LeaveOneOutConfig())
+    train, valid = ds.interactions.subset(labels == TRAIN), Validator(ds.interactions, labels)
+    fitted = []
+    original = SASRecText.fit
+
+    def spy(self, data, valid=None):
+        fitted.append((self, len(data)))
+        return original(self, data, valid)
+
+    monkeypatch.setattr(SASRecText, "fit", spy)
+    torch.manual_seed(0)
+    model = create_model("sasrec-text", {"d_model": 16, "max_len": 8, "epochs": 1, "lr": 1e-5, "adapter_hidden": 16,
+                                         "progress": False, "text_knn_weight": "lagged"})
+    model.attach_items(ds.item_info)
+    model.fit(train, valid)
+    (outer, n_outer), (judge, n_judge) = fitted
+    assert outer is model and n_outer == len(train)
+    assert n_judge == len(train) - ds.interactions.n_users  # every user has training events
+    assert judge.config.text_knn_weight == "auto" and judge.knn_validation == model.knn_validation
+    w = float(model.net.knn_weight)
+    assert w > 0 and w == float(judge.net.knn_weight)
+    assert model.refit_config().text_knn_weight == w
+    assert "without each user's last event" in model.fit_notes()[0]
 
 
 def test_fused_table_by_hand_with_borrowed_ids():

@@ -85,6 +85,19 @@ def temporal(data: Interactions, config: TemporalConfig) -> np.ndarray:
     return labels
 
 
+def without_last_events(data: Interactions) -> Interactions:
+    """Every user's events except the last one (events are sorted by user, then time).
+
+    Fitted on this and judged on validation, a model is one unseen event behind its target, as a
+    model fitted on the training part is at test time: the test input's latest event (the
+    validation one) is in nobody's training data.
+    """
+    counts = np.bincount(data.user, minlength=data.n_users)
+    keep = np.ones(len(data), dtype=bool)
+    keep[np.cumsum(counts)[counts > 0] - 1] = False
+    return data.subset(keep)
+
+
 def hold_out_items(data: Interactions, labels: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
     """Make a random ``fraction`` of items cold: every event of theirs becomes HIDDEN except test
     events, so no model learns from them and no history contains them, yet they remain targets."""

@@ -18,7 +18,8 @@ Scores add a second, untrained content channel: ``w * profile(u) . t_i``, the te
 (recency-weighted sum of the text vectors of the user's recent items, dotted with the item's).
 It is one more block of the same inner product, so ANN retrieval over
 ``query_vectors`` / ``output_item_vectors`` still ranks exactly; ``w`` is chosen on the
-validation users after training (``text_knn_weight: auto``).
+validation users after training (``text_knn_weight: auto``), or by a second model that, like
+the trained one at test time, has not seen the latest event of the user's input (``lagged``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from torch import nn
 from lmrec.content.encoder import DEFAULT_MODEL, check_attached
 from lmrec.content.vectors import Whitening, catalogue_vectors, new_item_vectors
 from lmrec.data.sequences import Interactions, Sequences
+from lmrec.data.splits import without_last_events
 from lmrec.models.base import Validator
 from lmrec.models.sasrec import SASRec, SASRecConfig, SASRecNet
 from lmrec.models.textknn import recency_profile
@@ -62,9 +64,13 @@ class SASRecTextConfig(SASRecConfig):
     item_vector_weight: float = Field(
         1.0, gt=0, description="scale of the (unit) extra vectors next to the unit text vector: their share of "
         "the text-knn channel's cosine")
-    text_knn_weight: float | Literal["auto"] = Field(
+    text_knn_weight: float | Literal["auto", "lagged"] = Field(
         "auto", description="weight of the untrained text-knn score added to the Transformer's score; auto: the "
-        f"best of {KNN_WEIGHTS} on the validation users (0 when fusion is id or there is no validation)")
+        f"best of {KNN_WEIGHTS} on the validation users (0 when fusion is id or there is no validation); "
+        "lagged: the same search run with a second model, fitted without each user's last training event, so that "
+        "one unseen event separates its training data from the validation target, as at test time (doubles the "
+        "training time; auto under-weights content because the Transformer is stronger on validation than on "
+        "test: docs/benchmarks.md)")
     text_knn_train_weight: float = Field(
         0.0, ge=0, description="weight of the text-knn score inside the training softmax (0: the channel is only "
         "added after training): with it the Transformer learns what the content score misses instead of "
@@ -109,8 +115,8 @@ class TextSASRecNet(SASRecNet):
         # per build instead of on every scoring call.
         self.register_buffer("unit_text", nn.functional.normalize(self.text[1:], dim=1),
                              persistent=False)  # (n_items, T)
-        # Saved with the weights: "auto" is resolved on validation after training.
-        weight = 0.0 if cfg.text_knn_weight == "auto" else cfg.text_knn_weight
+        # Saved with the weights: "auto" and "lagged" are resolved on validation after training.
+        weight = 0.0 if isinstance(cfg.text_knn_weight, str) else cfg.text_knn_weight
         self.register_buffer("knn_weight", torch.tensor(float(weight)))
 
     def item_table(self) -> torch.Tensor:
@@ -168,12 +174,19 @@ class SASRecText(SASRec):
             self._softmax_items = torch.from_numpy(np.flatnonzero(self.warm))
         super().fit(train, valid)
         self.knn_validation = {}
-        check = self._validator(valid)
-        if self.config.text_knn_weight == "auto" and self.config.fusion != "id" and check is not None:
+        mode = self.config.text_knn_weight
+        if mode not in ("auto", "lagged") or self.config.fusion == "id" or valid is None:
+            return self
+        if mode == "lagged":
+            judge = type(self)(self.config.model_copy(update={"text_knn_weight": "auto"}))
+            judge.text_vectors, judge.whitening = self.text_vectors, self.whitening
+            self.knn_validation = judge.fit(without_last_events(train), valid).knn_validation
+        else:
+            check = self._validator(valid)
             for w in KNN_WEIGHTS:
                 self.net.knn_weight.fill_(w)
                 self.knn_validation[w] = check()  # validation NDCG@10
-            self.net.knn_weight.fill_(max(self.knn_validation, key=self.knn_validation.get))
+        self.net.knn_weight.fill_(max(self.knn_validation, key=self.knn_validation.get))
         return self
 
     def _extra_score_blocks(self, inputs, valid, h, weights):
@@ -194,7 +207,8 @@ class SASRecText(SASRec):
         if not self.knn_validation:
             return []
         scores = ", ".join(f"{w:g}: {v:.4f}" for w, v in self.knn_validation.items())
-        return [f"text-knn weight by validation NDCG@10 ({scores}); picked {float(self.net.knn_weight):g}"]
+        judge = "a model fitted without each user's last event" if self.config.text_knn_weight == "lagged" else "the model"
+        return [f"text-knn weight by validation NDCG@10 of {judge} ({scores}); picked {float(self.net.knn_weight):g}"]
 
     def refit_config(self) -> SASRecTextConfig:
         return super().refit_config().model_copy(update={"text_knn_weight": float(self.net.knn_weight)})
