@@ -32,7 +32,10 @@ from lmrec.data.splits import LeaveOneOutConfig  # noqa: E402
 # "content_model": changes to the SASRec config for the text-only and fused models. On Beauty
 # they use d_model 128 (validation 0.0721 vs 0.0711 at 64, docs/benchmarks.md) and a 20-minute
 # budget: the content path makes an epoch slower, and validation was still rising at 12 minutes.
-TEXT = {"beauty": {"text_columns": ["title"], "decay": 0.5, "content_model": {"d_model": 128, "max_train_minutes": 20}},
+# Beauty's channel weight is searched with a second model fitted without each user's last event
+# (text_knn_weight: lagged; docs/benchmarks.md, seventh session): twice the fit time.
+TEXT = {"beauty": {"text_columns": ["title"], "decay": 0.5,
+                   "content_model": {"d_model": 128, "max_train_minutes": 20, "text_knn_weight": "lagged"}},
         "ml-1m": {"text_columns": None, "decay": 0.8, "content_model": {"max_train_minutes": 28}}}
 
 
