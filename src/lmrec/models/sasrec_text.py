@@ -178,7 +178,8 @@ class SASRecText(SASRec):
         if mode not in ("auto", "lagged") or self.config.fusion == "id" or valid is None:
             return self
         if mode == "lagged":
-            judge = type(self)(self.config.model_copy(update={"text_knn_weight": "auto"}))
+            # No checkpoint directory: it would resume from the served model's checkpoints.
+            judge = type(self)(self.config.model_copy(update={"text_knn_weight": "auto", "checkpoint_dir": None}))
             judge.text_vectors, judge.whitening = self.text_vectors, self.whitening
             self.knn_validation = judge.fit(without_last_events(train), valid).knn_validation
         else:
