@@ -199,7 +199,7 @@ def test_text_knn_weight_auto_is_the_best_on_validation():
             assert model.fit_notes() == []
 
 
-def test_text_knn_weight_lagged_is_searched_with_a_model_fitted_without_each_last_event(monkeypatch):
+def test_text_knn_weight_lagged_is_searched_with_a_model_fitted_without_each_last_event(monkeypatch, tmp_path):
     """The served model is fitted on the training part; a second model of the same config, fitted on it minus
     every user's last event, runs the weight search on validation, and its pick is the served model's weight."""
     ds = fruit_and_tools()
@@ -215,13 +215,15 @@ def test_text_knn_weight_lagged_is_searched_with_a_model_fitted_without_each_las
     monkeypatch.setattr(SASRecText, "fit", spy)
     torch.manual_seed(0)
     model = create_model("sasrec-text", {"d_model": 16, "max_len": 8, "epochs": 1, "lr": 1e-5, "adapter_hidden": 16,
-                                         "progress": False, "text_knn_weight": "lagged"})
+                                         "progress": False, "text_knn_weight": "lagged",
+                                         "checkpoint_dir": str(tmp_path)})
     model.attach_items(ds.item_info)
     model.fit(train, valid)
     (outer, n_outer), (judge, n_judge) = fitted
     assert outer is model and n_outer == len(train)
     assert n_judge == len(train) - ds.interactions.n_users  # every user has training events
     assert judge.config.text_knn_weight == "auto" and judge.knn_validation == model.knn_validation
+    assert judge.config.checkpoint_dir is None  # it must not resume from the served model's checkpoint
     w = float(model.net.knn_weight)
     assert w > 0 and w == float(judge.net.knn_weight)
     assert model.refit_config().text_knn_weight == w
