@@ -33,9 +33,11 @@ from lmrec.data.splits import LeaveOneOutConfig  # noqa: E402
 # they use d_model 128 (validation 0.0721 vs 0.0711 at 64, docs/benchmarks.md) and a 20-minute
 # budget: the content path makes an epoch slower, and validation was still rising at 12 minutes.
 # Beauty's channel weight is searched with a second model fitted without each user's last event
-# (text_knn_weight: lagged; docs/benchmarks.md, seventh session): twice the fit time.
+# (text_knn_weight: lagged; docs/benchmarks.md, seventh session): twice the fit time. Items with
+# few events lean on their content neighbours' IDs (id_shrinkage 3: eighth session).
 TEXT = {"beauty": {"text_columns": ["title"], "decay": 0.5,
-                   "content_model": {"d_model": 128, "max_train_minutes": 20, "text_knn_weight": "lagged"}},
+                   "content_model": {"d_model": 128, "max_train_minutes": 20, "text_knn_weight": "lagged",
+                                     "id_shrinkage": 3}},
         "ml-1m": {"text_columns": None, "decay": 0.8, "content_model": {"max_train_minutes": 28}}}
 
 

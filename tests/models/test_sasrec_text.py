@@ -230,13 +230,18 @@ def test_text_knn_weight_lagged_is_searched_with_a_model_fitted_without_each_las
     assert "without each user's last event" in model.fit_notes()[0]
 
 
-def test_fused_table_by_hand_with_borrowed_ids():
+@pytest.mark.parametrize("shrunk", [False, True])
+def test_fused_table_by_hand_with_borrowed_ids(shrunk):
     """Rows without an ID of their own (no events, or dropped this step) get the mean ID of their
-    content neighbours, stretched to the neighbours' mean length; the others their own ID."""
+    content neighbours, stretched to the neighbours' mean length; the others their own ID, or with
+    id_shrinkage a share m of it and 1 - m of the borrowed one."""
     torch.manual_seed(0)
     n, p = 40, 0.3
+    warm = (torch.rand(n) > 0.25).float()
+    if shrunk:
+        warm = warm * torch.rand(n).clamp_min(0.1)
     net = TextSASRecNet(SASRecTextConfig(d_model=8, max_len=4, adapter_hidden=8, cold_neighbours=3, id_dropout=p),
-                        n, torch.randn(n, 6), (torch.rand(n) > 0.25).float())
+                        n, torch.randn(n, 6), warm)
     ids = net.item_emb.weight
     for training in (False, True):
         net.train(training)
@@ -251,3 +256,14 @@ def test_fused_table_by_hand_with_borrowed_ids():
         expected[0] = 0
         torch.testing.assert_close(table, expected)
         assert 0 < int((keep[1:] == 0).sum()) < n  # both kinds of row were checked
+
+
+def test_id_shrinkage_gives_each_item_its_count_share_of_its_own_id():
+    ds = fruit_and_tools()
+    counts = ds.interactions.item_counts().astype(np.float32)
+    model = create_model("sasrec-text", {"epochs": 1, "d_model": 8, "max_len": 8, "adapter_hidden": 8,
+                                         "id_shrinkage": 20, "progress": False})
+    model.attach_items(ds.item_info)
+    model.fit(ds.interactions)
+    np.testing.assert_allclose(model.warm, counts / (counts + 20))  # 30 events: 0.6; none: 0
+    assert model._softmax_items.tolist() == np.flatnonzero(counts).tolist()

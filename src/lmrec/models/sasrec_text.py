@@ -55,6 +55,10 @@ class SASRecTextConfig(SASRecConfig):
         "docs/benchmarks.md); None: the raw sentence-encoder vectors")
     adapter_hidden: int = Field(256, ge=1, description="hidden width of the text adapter MLP")
     id_dropout: float = Field(0.1, ge=0, lt=1, description="share of items whose ID embedding is dropped per batch")
+    id_shrinkage: float = Field(
+        0.0, ge=0, description="k: an item with c training events uses c / (c + k) of its own ID embedding and "
+        "the rest borrowed from its content neighbours, so that rarely seen items lean on what their few events "
+        "cannot pin down; 0: every item with events uses its own ID alone")
     cold_neighbours: int = Field(
         10, ge=0, description="items without events (and dropped IDs) borrow the mean ID embedding of this many "
         "nearest items by content; 0: content alone")
@@ -126,22 +130,22 @@ class TextSASRecNet(SASRecNet):
         else:
             table = self.adapter(self.text)  # (n_items + 1, D)
             if self.fusion == "fused":
-                keep = self.warm  # (n_items + 1,)
+                keep = self.warm  # (n_items + 1,) share of the item's own ID, 0 for items without events
                 if self.training and self.id_dropout > 0:
                     keep = keep * (torch.rand_like(keep) >= self.id_dropout)
                 ids = self.item_emb.weight  # (n_items + 1, D)
                 table = table + keep[:, None] * ids
                 if self.neighbours.shape[1]:
-                    # Only rows without their own ID borrow (cold items, dropped IDs, padding), and
-                    # embedding_bag avoids a (rows, k, D) gather: on Beauty the borrowing over every
+                    # Only rows short of their own ID borrow (cold and rare items, dropped IDs, padding),
+                    # and embedding_bag avoids a (rows, k, D) gather: on Beauty the borrowing over every
                     # row took 60 of the 135 ms of a training step.
-                    rows = torch.nonzero(keep == 0).squeeze(1)  # (R,)
+                    rows = torch.nonzero(keep < 1).squeeze(1)  # (R,)
                     near = self.neighbours[rows]  # (R, k)
                     borrowed = nn.functional.embedding_bag(near, ids, mode="mean")  # (R, D)
                     # Averaging shortens the vector (and its score); give it the neighbours' typical length.
                     length = nn.functional.embedding_bag(near, ids.norm(dim=1, keepdim=True), mode="mean")  # (R, 1)
                     borrowed = borrowed * (length / borrowed.norm(dim=1, keepdim=True).clamp_min(1e-8))
-                    table = table.index_add(0, rows, borrowed.to(table.dtype))
+                    table = table.index_add(0, rows, ((1 - keep[rows])[:, None] * borrowed).to(table.dtype))
         return table * (torch.arange(table.shape[0]) > 0)[:, None]
 
 
@@ -169,7 +173,8 @@ class SASRecText(SASRec):
 
     def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
         check_attached(self.text_vectors, train.n_items, self.name)
-        self.warm = (train.item_counts() > 0).astype(np.float32)
+        counts, k = train.item_counts().astype(np.float32), self.config.id_shrinkage
+        self.warm = counts / (counts + k) if k else (counts > 0).astype(np.float32)  # own-ID share, 0: no events
         if self.config.fusion != "id":  # content vectors stand for the items without events; see SequentialRecommender
             self._softmax_items = torch.from_numpy(np.flatnonzero(self.warm))
         super().fit(train, valid)
