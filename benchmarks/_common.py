@@ -12,7 +12,7 @@ from lmrec.data import load_dataset
 from lmrec.data.splits import TEST, TRAIN, LeaveOneOutConfig, make_split
 from lmrec.evaluation import EvalConfig, Validator, evaluate
 from lmrec.models import create_model
-from lmrec.training.pipeline import seed_everything
+from lmrec.pipeline import seed_everything
 
 
 def machine() -> str:

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from sasrec import CONFIGS  # noqa: E402
 
 from lmrec.config import RunConfig, TrainConfig  # noqa: E402
+from lmrec.pipeline import train_run  # noqa: E402
 from lmrec.runs import Run  # noqa: E402
 from lmrec.serving.retrieval import ExactRetriever, FaissRetriever  # noqa: E402
-from lmrec.training.pipeline import train_run  # noqa: E402
 
 CONCURRENCY = 8
 REQUESTS = 3000

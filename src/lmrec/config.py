@@ -19,6 +19,7 @@ from lmrec.data.readers import ColumnMapping
 from lmrec.data.splits import LeaveOneOutConfig, SplitConfig
 from lmrec.errors import ConfigError
 from lmrec.evaluation.evaluator import EvalConfig
+from lmrec.training.config import RuntimeConfig, TrainingConfig
 
 
 class DataConfig(BaseModel):
@@ -28,24 +29,25 @@ class DataConfig(BaseModel):
     item_id_column: str | None = Field(None, description="id column of the items file (default: detected)")
     processing: ProcessingConfig | None = Field(
         None, description="filters and de-duplication (default: the named dataset's, else none)")
-
-
-class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    seed: int = 0
-    refit: bool = Field(
-        True, description="after evaluating on the split, train the served model again on every event")
+    item_vectors: list[str] = Field(
+        default_factory=list, description="content models: extra per-item vectors (image, audio, attributes) from "
+        ".parquet or .npy files keyed by item id, used with the text (read at training time and stored in the "
+        "model's weights)")
 
 
 class RunConfig(BaseModel):
+    """Sections: ``data`` (inputs), ``split``, ``model`` (the network, saved with its weights),
+    ``training`` (optimiser, schedule, budget, seed, refit), ``runtime`` (progress, checkpoints),
+    ``evaluation``."""
+
     model_config = ConfigDict(extra="forbid")
 
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=LeaveOneOutConfig)
     model: dict[str, Any] = Field(default_factory=dict, description="options of the chosen model")
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
 
 
 def _format_errors(exc: ValidationError) -> str:

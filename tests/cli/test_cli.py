@@ -130,13 +130,16 @@ def test_sasrec_text_with_item_vectors_from_the_cli(tmp_path, events_csv):
     np.save(tmp_path / "img.npy", np.eye(20, 4, dtype=np.float32))
     (tmp_path / "img.ids.txt").write_text("\n".join(str(100 + i) for i in range(20)))
     cfg = tmp_path / "c.toml"
-    cfg.write_text("[model]\nepochs = 1\nd_model = 16\nmax_len = 8\nadapter_hidden = 8\nprogress = false\n")
+    cfg.write_text("[model]\nd_model = 16\nmax_len = 8\nadapter_hidden = 8\n[training]\nepochs = 1\n"
+                   "[runtime]\nprogress = false\n")
     out = tmp_path / "run"
     res = invoke("train", "--data", events_csv, "--items", items, "--model", "sasrec-text", "--out", out,
                  "--item-vectors", tmp_path / "img.npy", "--config", cfg)
     assert res.exit_code == 0, res.output
     meta = json.loads((out / "run.json").read_text())
-    assert meta["config"]["model"]["item_vectors"] == [str(tmp_path / "img.npy")]
+    assert meta["config"]["data"]["item_vectors"] == [str(tmp_path / "img.npy")]
+    for sub in ("model", "model-eval"):  # saved models describe themselves without pointing at files
+        assert str(tmp_path) not in (out / sub / "config.json").read_text() + (out / sub / "training.json").read_text()
     (tmp_path / "img.ids.txt").unlink()  # the served model keeps the vectors: no file needed any more
     assert invoke("similar", "--run", out, "--item", "105", "--k", 3).exit_code == 0
     res = invoke("train", "--data", events_csv, "--items", items, "--model", "sasrec-text", "--out", tmp_path / "r2",

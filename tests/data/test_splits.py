@@ -13,7 +13,7 @@ from lmrec.data.splits import (
     make_split,
     without_last_events,
 )
-from lmrec.training.pipeline import train_run
+from lmrec.pipeline import train_run
 from tests.conftest import interactions_from
 
 
@@ -66,9 +66,9 @@ def test_pipeline_fits_evaluation_model_on_training_events_only(events_csv, tmp_
     fitted = []
     original_fit = Popularity.fit
 
-    def spy_fit(self, train, valid=None):
+    def spy_fit(self, train, valid=None, time_budget_s=None):
         fitted.append(train)
-        return original_fit(self, train, valid)
+        return original_fit(self, train, valid, time_budget_s=time_budget_s)
 
     monkeypatch.setattr(Popularity, "fit", spy_fit)
     train_run(events_csv, "pop", tmp_path / "run", log=lambda *_: None)

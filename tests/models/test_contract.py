@@ -7,8 +7,8 @@ import torch
 from lmrec.data import load_dataset
 from lmrec.data.sequences import Sequences
 from lmrec.errors import ConfigError, NotFittedError
-from lmrec.models import Recommender, create_model, model_names
-from tests.models.fast_configs import FAST
+from lmrec.models import Recommender, model_names
+from tests.models.fast_configs import FAST, build
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=model_names())
 def fitted(request, dataset):
-    model = create_model(request.param, FAST.get(request.param))
+    model = build(request.param, FAST.get(request.param))
     model.attach_items(dataset.item_info)
     return model.fit(dataset.interactions)
 

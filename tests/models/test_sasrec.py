@@ -6,16 +6,17 @@ from lmrec.data import load_dataset
 from lmrec.data.sequences import Sequences
 from lmrec.data.splits import TEST, LeaveOneOutConfig, make_split
 from lmrec.evaluation import EvalConfig, evaluate
-from lmrec.models import create_model
 from lmrec.models.sasrec import SASRecConfig, SASRecNet
-from lmrec.models.sequential import training_windows
+from lmrec.training.batching import LengthBucketedBatches, training_windows
+from tests.models.fast_configs import build
 
 
 @pytest.mark.parametrize("options", [{"positional": "learned"}, {"positional": "rotary"},
                                      {"position_from": "start"}, {"block": "sasrec"}])
 def test_changing_a_later_item_never_changes_earlier_outputs(options):
     torch.manual_seed(0)
-    net = SASRecNet(SASRecConfig(max_len=12, d_model=16, n_heads=2, **options), n_items=30).eval()
+    net = SASRecNet(SASRecConfig(**{"max_len": 12, "d_model": 16, "n_heads": 2, "dropout": 0.1, "block": "pre_ln"}
+                                 | options), n_items=30).eval()
     tokens = torch.randint(1, 31, (4, 12))
     tokens[0, :5] = 0  # a left-padded row
     base = net(tokens)
@@ -28,7 +29,7 @@ def test_changing_a_later_item_never_changes_earlier_outputs(options):
 
 
 def test_padding_only_history_gives_finite_scores():
-    model = create_model("sasrec", {"epochs": 1, "d_model": 16, "max_len": 8, "progress": False})
+    model = build("sasrec", {"epochs": 1, "d_model": 16, "max_len": 8, "progress": False})
     from tests.conftest import interactions_from
 
     model.fit(interactions_from([[0, 1, 2], [2, 3, 4]], n_items=5))
@@ -47,7 +48,7 @@ def test_overfits_a_tiny_deterministic_dataset(events_csv, loss):
     torch.manual_seed(0)
     cfg = {"epochs": 150 if loss == "bce" else 60, "d_model": 32, "max_len": 8, "dropout": 0.0,
            "lr": 1e-2, "batch_size": 32, "loss": loss, "n_negatives": 8, "progress": False}
-    model = create_model("sasrec", cfg).fit(data.subset(labels == 0))
+    model = build("sasrec", cfg).fit(data.subset(labels == 0))
     hr1 = evaluate(model, data, labels, TEST, EvalConfig(ks=[1])).summary()["overall"]["hr@1"]
     assert hr1 >= 0.9
 
@@ -57,9 +58,9 @@ def test_short_training_on_ml100k_beats_popularity(shared_data):
     ds = load_dataset("ml-100k")
     labels = make_split(ds.interactions, LeaveOneOutConfig())
     train = ds.interactions.subset(labels == 0)
-    pop = evaluate(create_model("pop").fit(train), ds.interactions, labels, TEST).summary()["overall"]["ndcg@10"]
+    pop = evaluate(build("pop").fit(train), ds.interactions, labels, TEST).summary()["overall"]["ndcg@10"]
     torch.manual_seed(0)
-    model = create_model("sasrec", {"epochs": 7, "max_len": 50, "d_model": 48, "lr": 3e-3, "batch_size": 32,
+    model = build("sasrec", {"epochs": 7, "max_len": 50, "d_model": 48, "lr": 3e-3, "batch_size": 32,
                                     "dropout": 0.2, "bf16": True, "progress": False}).fit(train)
     ndcg = evaluate(model, ds.interactions, labels, TEST).summary()["overall"]["ndcg@10"]
     assert ndcg > 1.5 * pop, (ndcg, pop)
@@ -76,7 +77,8 @@ def test_random_windows_reach_older_events():
 
 def test_item_and_position_embeddings_start_at_init_std():
     torch.manual_seed(0)
-    net = SASRecNet(SASRecConfig(d_model=64, max_len=200, init_std=0.02), n_items=5000)
+    cfg = SASRecConfig(d_model=64, max_len=200, init_std=0.02, dropout=0.1, n_heads=2, block="pre_ln")
+    net = SASRecNet(cfg, n_items=5000)
     assert net.item_emb.weight[0].abs().max() == 0  # padding
     assert abs(net.item_emb.weight[1:].std().item() - 0.02) < 0.001
     assert abs(net.pos_emb.weight.std().item() - 0.02) < 0.002
@@ -85,7 +87,8 @@ def test_item_and_position_embeddings_start_at_init_std():
 @pytest.mark.parametrize("position_from", ["end", "start"])
 def test_positions_count_from_the_chosen_end_of_each_row(position_from):
     torch.manual_seed(0)
-    net = SASRecNet(SASRecConfig(max_len=6, d_model=8, n_heads=1, position_from=position_from), n_items=9).eval()
+    net = SASRecNet(SASRecConfig(max_len=6, d_model=8, n_heads=1, position_from=position_from, dropout=0.1,
+                                 block="pre_ln"), n_items=9).eval()
     seen = []
     net.blocks[0].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
     tokens = torch.tensor([[0, 0, 0, 4, 5, 6], [1, 2, 3, 4, 5, 6]])
@@ -100,7 +103,7 @@ def test_positions_count_from_the_chosen_end_of_each_row(position_from):
 def test_sasrec_block_layout_by_hand():
     """q = LN1(x); x = q + proj(Attn(q W_q, x W_k, x W_v)); x = LN2(x); out = x + FFN(x)."""
     torch.manual_seed(0)
-    cfg = SASRecConfig(d_model=8, n_heads=1, max_len=3, ffn_mult=2, block="sasrec")
+    cfg = SASRecConfig(d_model=8, n_heads=1, max_len=3, ffn_mult=2, block="sasrec", dropout=0.1)
     block = SASRecNet(cfg, n_items=5).blocks[0].eval()
     x = torch.randn(1, 3, 8)
     causal = torch.ones(3, 3, dtype=torch.bool).tril()[None, None]
@@ -121,14 +124,28 @@ def test_epoch_loss_norm_weighs_every_position_the_same():
     losses = {}
     for norm in ("batch", "epoch"):
         torch.manual_seed(0)
-        model = create_model("sasrec", {"d_model": 16, "max_len": 8, "batch_size": 2, "dropout": 0.0,
-                                        "loss_norm": norm, "progress": False})
+        model = build("sasrec", {"d_model": 16, "max_len": 8, "batch_size": 2, "dropout": 0.0, "n_heads": 2,
+                                 "block": "pre_ln", "loss_norm": norm})
         model.net = model.build_net(5)
-        batches = list(model._batches(seqs, epoch=0))
+        model._batches = LengthBucketedBatches(seqs, max_len=8, batch_size=2, random_window=False, seed=0)
+        batches = model._batches(epoch=0)
         # 2 + 4 + 1 = 7 targets in 2 batches
-        assert model._positions_per_batch == 3.5
-        losses[norm] = [model._loss(b).item() for b in batches]
+        assert model._batches.positions_per_batch == 3.5
+        losses[norm] = [model._loss(b).loss.item() for b in batches]
         targets = [int(((b[:, 1:] != 0) & (b[:, :-1] != 0)).sum()) for b in batches]
     # epoch: the batch mean times (targets in the batch / 3.5), i.e. the batch sum / 3.5
     expected = [m * n / 3.5 for m, n in zip(losses["batch"], targets, strict=True)]
     assert losses["epoch"] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("options", [{"block": "pre_ln"}, {"block": "sasrec"}, {"positional": "rotary"},
+                                     {"position_from": "start"}])
+def test_last_position_only_equals_the_full_forward(options):
+    """Inference computes the final block for the last position only; it must match the full pass."""
+    torch.manual_seed(0)
+    cfg = {"max_len": 10, "d_model": 16, "n_heads": 2, "dropout": 0.1, "block": "pre_ln"} | options
+    net = SASRecNet(SASRecConfig(**cfg), n_items=30).eval()
+    tokens = torch.randint(1, 31, (5, 10))
+    tokens[1, :4] = 0
+    tokens[2, :9] = 0  # one event only
+    torch.testing.assert_close(net(tokens, last_only=True)[:, -1], net(tokens)[:, -1])

@@ -8,10 +8,10 @@ from lmrec.data.readers import normalise_interactions, normalise_items
 from lmrec.data.sequences import Sequences
 from lmrec.data.splits import TRAIN, LeaveOneOutConfig, make_split
 from lmrec.evaluation import Validator
-from lmrec.models import create_model
 from lmrec.models.sasrec_text import SASRecText, SASRecTextConfig, TextSASRecNet
 from lmrec.models.textknn import recency_profile
 from lmrec.training import losses
+from tests.models.fast_configs import build
 
 
 def fruit_and_tools():
@@ -42,7 +42,7 @@ def test_sasrec_text_recommends_an_item_nobody_has_touched(fusion):
     """Fruit users and tool users; one fruit and one tool have no events."""
     ds = fruit_and_tools()
     torch.manual_seed(0)
-    model = create_model("sasrec-text", {"fusion": fusion, "epochs": 30, "d_model": 32, "max_len": 8,
+    model = build("sasrec-text", {"fusion": fusion, "epochs": 30, "d_model": 32, "max_len": 8,
                                          "lr": 5e-3, "dropout": 0.0, "progress": False})
     model.attach_items(ds.item_info)
     model.fit(ds.interactions)
@@ -54,7 +54,7 @@ def test_one_item_table_per_step_and_cold_items_left_out_of_the_softmax(monkeypa
     input and the output side; items without training events are not negatives."""
     ds = fruit_and_tools()
     torch.manual_seed(0)
-    model = create_model("sasrec-text", {"epochs": 1, "d_model": 16, "max_len": 8, "id_dropout": 0.5,
+    model = build("sasrec-text", {"epochs": 1, "d_model": 16, "max_len": 8, "id_dropout": 0.5,
                                          "adapter_hidden": 16, "progress": False})
     model.attach_items(ds.item_info)
     model.fit(ds.interactions)
@@ -67,14 +67,14 @@ def test_one_item_table_per_step_and_cold_items_left_out_of_the_softmax(monkeypa
     net.train()
     window = torch.from_numpy(np.array([[0, 1, 2, 3, 4, 5]]))  # tokens = item index + 1
     torch.manual_seed(1)
-    loss = model._loss(window)
+    loss = model._loss(window).loss
     assert len(calls) == 1
     # Same value by hand: one table, rows of the warm items only, targets re-indexed among them.
     torch.manual_seed(1)
     table = real(net)
     hidden = net(window[:, :-1], table)[0, 1:]  # positions with an input token
     expected = losses.full_softmax_ce(hidden @ table[1:][warm].T, torch.tensor([1, 2, 3, 4]))
-    expected = expected * 4 / model._positions_per_batch  # loss_norm epoch: 4 targets against the epoch's mean
+    expected = expected * 4 / model._batches.positions_per_batch  # loss_norm epoch: 4 targets against the epoch's mean
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
@@ -83,7 +83,7 @@ def test_text_knn_in_training_adds_the_channel_score_of_each_prefix_to_the_logit
     history up to that position, computed here with the inference code (recency_profile)."""
     ds = fruit_and_tools()
     torch.manual_seed(0)
-    model = create_model("sasrec-text", {"epochs": 1, "d_model": 16, "max_len": 8, "adapter_hidden": 16,
+    model = build("sasrec-text", {"epochs": 1, "d_model": 16, "max_len": 8, "adapter_hidden": 16,
                                          "text_knn_train_weight": 2.0, "text_knn_decay": 0.5,
                                          "loss_norm": "batch", "progress": False})
     model.attach_items(ds.item_info)
@@ -91,7 +91,7 @@ def test_text_knn_in_training_adds_the_channel_score_of_each_prefix_to_the_logit
     warm = np.flatnonzero(ds.interactions.item_counts() > 0)
     net = model.net.eval()  # no dropout, no ID dropout: the same table twice
     window = torch.from_numpy(np.array([[0, 1, 2, 7, 8, 3]]))  # tokens = item index + 1
-    loss = model._loss(window)
+    loss = model._loss(window).loss
     table = net.item_table()
     hidden = net(window[:, :-1], table)[0, 1:]  # (4, D): positions with an input token
     prefixes = Sequences.from_lists([[0], [0, 1], [0, 1, 6], [0, 1, 6, 7]])
@@ -112,9 +112,8 @@ def test_extra_modality_vectors_carry_the_signal_when_text_does_not(tmp_path):
     path = tmp_path / "image.parquet"
     pl.DataFrame({"item_id": ids, "vec": vecs}).write_parquet(path)
     torch.manual_seed(0)
-    model = create_model("sasrec-text", {"epochs": 30, "d_model": 32, "max_len": 8, "lr": 5e-3, "dropout": 0.0,
-                                         "item_vectors": [str(path)], "progress": False})
-    model.attach_items(info)
+    model = build("sasrec-text", {"epochs": 30, "d_model": 32, "max_len": 8, "lr": 5e-3, "dropout": 0.0})
+    model.attach_items(info, [str(path)])
     assert model.text_vectors.shape == (12, 384 + 8)
     model.fit(ds.interactions)
     assert_cold_items_follow_the_history(model, ds)
@@ -123,7 +122,7 @@ def test_extra_modality_vectors_carry_the_signal_when_text_does_not(tmp_path):
 def test_cached_inference_table_follows_weight_changes():
     ds = fruit_and_tools()
     torch.manual_seed(0)
-    model = create_model("sasrec-text", {"epochs": 1, "d_model": 16, "max_len": 8, "adapter_hidden": 16,
+    model = build("sasrec-text", {"epochs": 1, "d_model": 16, "max_len": 8, "adapter_hidden": 16,
                                          "progress": False})
     model.attach_items(ds.item_info)
     model.fit(ds.interactions)
@@ -134,7 +133,7 @@ def test_cached_inference_table_follows_weight_changes():
     model.net.load_state_dict(state)  # e.g. the trainer restoring its best weights
     after = model.score(history)
     assert not torch.allclose(after, before)
-    fresh = create_model("sasrec-text", model.config)
+    fresh = build("sasrec-text", model.config)
     fresh.n_items, fresh.text_vectors, fresh.warm = model.n_items, model.text_vectors, model.warm
     fresh._load_state({k: v.numpy() for k, v in state.items()})
     assert torch.allclose(fresh.score(history), after)
@@ -145,10 +144,10 @@ def test_text_knn_channel_adds_the_weighted_text_knn_score(tmp_path):
     ds = fruit_and_tools()
     torch.manual_seed(0)
     common = {"d_model": 16, "max_len": 8, "adapter_hidden": 16, "epochs": 2, "progress": False}
-    model = create_model("sasrec-text", common | {"text_knn_weight": 2.0})
+    model = build("sasrec-text", common | {"text_knn_weight": 2.0})
     model.attach_items(ds.item_info)
     model.fit(ds.interactions)
-    knn = create_model("text-knn", {"progress": False, "whitening": model.config.whitening})  # the same vectors
+    knn = build("text-knn", {"progress": False, "whitening": model.config.whitening})  # the same vectors
     knn.attach_items(ds.item_info)
     knn.fit(ds.interactions)
     histories = Sequences.from_lists([[0, 1, 2], [6, 7], []])
@@ -162,11 +161,11 @@ def test_text_knn_channel_adds_the_weighted_text_knn_score(tmp_path):
 def test_whitened_content_survives_save_load_and_reaches_new_items(tmp_path):
     ds = fruit_and_tools()
     torch.manual_seed(0)
-    model = create_model("sasrec-text", {"d_model": 16, "max_len": 8, "adapter_hidden": 16, "epochs": 2,
+    model = build("sasrec-text", {"d_model": 16, "max_len": 8, "adapter_hidden": 16, "epochs": 2,
                                          "whitening": 0.1, "text_knn_weight": 1.0, "progress": False})
     model.attach_items(ds.item_info)
     model.fit(ds.interactions)
-    knn = create_model("text-knn", {"progress": False, "whitening": 0.1})
+    knn = build("text-knn", {"progress": False, "whitening": 0.1})
     knn.attach_items(ds.item_info)
     np.testing.assert_allclose(model.text_vectors, knn.vectors, atol=1e-6)  # one whitening for both models
     histories = Sequences.from_lists([[0, 1, 2], [6, 7]])
@@ -185,7 +184,7 @@ def test_text_knn_weight_auto_is_the_best_on_validation():
     train, valid = ds.interactions.subset(labels == TRAIN), Validator(ds.interactions, labels)
     for fusion, positive in (("fused", True), ("id", False)):
         torch.manual_seed(0)
-        model = create_model("sasrec-text", {"fusion": fusion, "d_model": 16, "max_len": 8, "epochs": 1, "lr": 1e-5,
+        model = build("sasrec-text", {"fusion": fusion, "d_model": 16, "max_len": 8, "epochs": 1, "lr": 1e-5,
                                              "adapter_hidden": 16, "progress": False})
         model.attach_items(ds.item_info)
         model.fit(train, valid)
@@ -208,22 +207,23 @@ def test_text_knn_weight_lagged_is_searched_with_a_model_fitted_without_each_las
     fitted = []
     original = SASRecText.fit
 
-    def spy(self, data, valid=None):
-        fitted.append((self, len(data)))
-        return original(self, data, valid)
+    def spy(self, data, valid=None, time_budget_s=None):
+        fitted.append((self, len(data), time_budget_s))
+        return original(self, data, valid, time_budget_s=time_budget_s)
 
     monkeypatch.setattr(SASRecText, "fit", spy)
     torch.manual_seed(0)
-    model = create_model("sasrec-text", {"d_model": 16, "max_len": 8, "epochs": 1, "lr": 1e-5, "adapter_hidden": 16,
+    model = build("sasrec-text", {"d_model": 16, "max_len": 8, "epochs": 1, "lr": 1e-5, "adapter_hidden": 16,
                                          "progress": False, "text_knn_weight": "lagged",
                                          "checkpoint_dir": str(tmp_path)})
     model.attach_items(ds.item_info)
-    model.fit(train, valid)
-    (outer, n_outer), (judge, n_judge) = fitted
-    assert outer is model and n_outer == len(train)
+    model.fit(train, valid, time_budget_s=600)
+    (outer, n_outer, budget), (judge, n_judge, rest) = fitted
+    assert outer is model and n_outer == len(train) and budget == 600
+    assert 550 < rest < 600  # the judge gets what the served model's fit left of the budget
     assert n_judge == len(train) - ds.interactions.n_users  # every user has training events
     assert judge.config.text_knn_weight == "auto" and judge.knn_validation == model.knn_validation
-    assert judge.config.checkpoint_dir is None  # it must not resume from the served model's checkpoint
+    assert judge.runtime.checkpoint_dir is None  # it must not resume from the served model's checkpoint
     w = float(model.net.knn_weight)
     assert w > 0 and w == float(judge.net.knn_weight)
     assert model.refit_config().text_knn_weight == w
@@ -240,7 +240,9 @@ def test_fused_table_by_hand_with_borrowed_ids(shrunk):
     warm = (torch.rand(n) > 0.25).float()
     if shrunk:
         warm = warm * torch.rand(n).clamp_min(0.1)
-    net = TextSASRecNet(SASRecTextConfig(d_model=8, max_len=4, adapter_hidden=8, cold_neighbours=3, id_dropout=p),
+    cfg = SASRecTextConfig(d_model=8, max_len=4, adapter_hidden=8, cold_neighbours=3, id_dropout=p, dropout=0.1,
+                           n_heads=2, block="pre_ln")
+    net = TextSASRecNet(cfg,
                         n, torch.randn(n, 6), warm)
     ids = net.item_emb.weight
     for training in (False, True):
@@ -261,7 +263,7 @@ def test_fused_table_by_hand_with_borrowed_ids(shrunk):
 def test_id_shrinkage_gives_each_item_its_count_share_of_its_own_id():
     ds = fruit_and_tools()
     counts = ds.interactions.item_counts().astype(np.float32)
-    model = create_model("sasrec-text", {"epochs": 1, "d_model": 8, "max_len": 8, "adapter_hidden": 8,
+    model = build("sasrec-text", {"epochs": 1, "d_model": 8, "max_len": 8, "adapter_hidden": 8,
                                          "id_shrinkage": 20, "progress": False})
     model.attach_items(ds.item_info)
     model.fit(ds.interactions)

@@ -7,7 +7,7 @@ from lmrec.data.processing import ProcessingConfig, process
 from lmrec.data.readers import normalise_interactions, normalise_items
 from lmrec.data.sequences import Sequences
 from lmrec.errors import LmrecError
-from lmrec.models import create_model
+from tests.models.fast_configs import build
 
 TITLES = ["red apple", "green apple", "apple pie", "steel hammer", "iron nails", "claw hammer", "garden hose"]
 
@@ -31,7 +31,7 @@ def test_item_texts_title_first_and_multi_values():
 
 
 def test_recommends_by_meaning_including_items_without_events(dataset):
-    model = create_model("text-knn", {"progress": False})
+    model = build("text-knn", {"progress": False})
     model.attach_items(dataset.item_info)
     model.fit(dataset.interactions)
     ids = dataset.items
@@ -44,7 +44,7 @@ def test_recommends_by_meaning_including_items_without_events(dataset):
 
 def test_needs_item_metadata():
     with pytest.raises(LmrecError, match="--items"):
-        create_model("text-knn").attach_items(None)
+        build("text-knn").attach_items(None)
 
 
 def test_extra_vectors_add_their_cosine_to_the_text_cosine(dataset, tmp_path):
@@ -53,11 +53,10 @@ def test_extra_vectors_add_their_cosine_to_the_text_cosine(dataset, tmp_path):
     rows = {0: [1.0, 0.0], 3: [0.0, 2.0]}
     np.save(tmp_path / "attrs.npy", np.array([rows[k] for k in rows], dtype=np.float32))
     (tmp_path / "attrs.ids.txt").write_text("\n".join(map(str, rows)))
-    plain = create_model("text-knn", {"progress": False, "recency_decay": 1.0})
+    plain = build("text-knn", {"progress": False, "recency_decay": 1.0})
     plain.attach_items(dataset.item_info)
-    both = create_model("text-knn", {"progress": False, "recency_decay": 1.0,
-                                     "item_vectors": [str(tmp_path / "attrs.npy")]})
-    both.attach_items(dataset.item_info)
+    both = build("text-knn", {"recency_decay": 1.0})
+    both.attach_items(dataset.item_info, [str(tmp_path / "attrs.npy")])
     assert both.vectors.shape == (len(ids), plain.vectors.shape[1] + 2)
     for m in (plain, both):
         m.fit(dataset.interactions)
@@ -73,10 +72,10 @@ def test_extra_vectors_add_their_cosine_to_the_text_cosine(dataset, tmp_path):
 
 
 def test_whitening_is_fitted_on_the_catalogue_kept_on_save_and_applied_to_new_items(dataset, tmp_path):
-    model = create_model("text-knn", {"progress": False, "whitening": 0.1})
+    model = build("text-knn", {"progress": False, "whitening": 0.1})
     model.attach_items(dataset.item_info)
     model.fit(dataset.interactions)
-    plain = create_model("text-knn", {"progress": False})
+    plain = build("text-knn", {"progress": False})
     plain.attach_items(dataset.item_info)
     # Centred: the shared direction of all titles is gone, so the mean vector is far shorter than raw.
     assert np.linalg.norm(model.vectors.mean(0)) < 0.5 * np.linalg.norm(plain.vectors.mean(0))

@@ -5,9 +5,9 @@ import asyncio
 import httpx
 import pytest
 
+from lmrec.pipeline import train_run
 from lmrec.runs import Run
 from lmrec.serving import EventStore, ServiceState, create_app
-from lmrec.training.pipeline import train_run
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from lmrec.data import load_dataset
-from lmrec.models import create_model
 from lmrec.serving.retrieval import ExactRetriever, FaissRetriever, make_retriever
+from tests.models.fast_configs import build
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def model(tmp_path_factory):
     make_events(n_users=60, n_items=40).write_csv(path)
     torch.manual_seed(0)
     data = load_dataset(path).interactions
-    return create_model("sasrec", {"epochs": 5, "d_model": 16, "max_len": 8, "progress": False}).fit(data), data
+    return build("sasrec", {"epochs": 5, "d_model": 16, "max_len": 8, "progress": False}).fit(data), data
 
 
 def test_faiss_agrees_with_exact_top10(model):
@@ -34,5 +34,5 @@ def test_auto_picks_exact_for_small_catalogues_and_non_vector_models(model):
     m, data = model
     assert isinstance(make_retriever(m, "auto"), ExactRetriever)
     assert isinstance(make_retriever(m, "auto", faiss_above=10), FaissRetriever)
-    pop = create_model("pop").fit(data)
+    pop = build("pop").fit(data)
     assert isinstance(make_retriever(pop, "auto", faiss_above=10), ExactRetriever)

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from lmrec.training.pipeline import train_run
+from lmrec.pipeline import train_run
 
 
 def free_port() -> int:

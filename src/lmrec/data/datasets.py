@@ -1,4 +1,5 @@
-"""Named datasets (``ml-100k``, ``ml-1m``, ``beauty``) resolved from a configurable data directory.
+"""Named datasets (``ml-100k``, ``ml-1m``, ``beauty``, ``ml-latest-small``, ``lastfm``) resolved from a
+configurable data directory.
 
 Data directory, first that applies: ``$LMREC_DATA_DIR``; ``../shared/data`` beside the working
 directory or beside this checkout, when it exists; else ``$XDG_CACHE_HOME/lmrec`` (``~/.cache/lmrec``),
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from lmrec.data.download import download, extract_zip
@@ -93,6 +95,33 @@ def _beauty(root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     return normalise_interactions(read_table(ev), ev), normalise_items(read_table(it), it, "item_id")
 
 
+def _ml_latest_small(root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    # This copy has no header rows (README of the shared folder); the columns are GroupLens's.
+    raw = root / "movielens-latest-small" / "raw"
+    ev_path, it_path = raw / "ratings.csv", raw / "movies.csv"
+    events = read_table(ev_path, has_header=False, new_columns=["user_id", "item_id", "rating", "timestamp"])
+    items = read_table(it_path, has_header=False, new_columns=["item_id", "title", "genres"])
+    return normalise_interactions(events, ev_path), normalise_items(items, it_path, "item_id")
+
+
+def _lastfm(root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """HetRec 2011 Last.fm: each user's (up to 50) most played artists with play counts as ratings.
+
+    The file has no timestamps and lists a user's artists by artist id, which the crawl assigned
+    in order of discovery: a leave-one-out split in file order would hold out each user's most
+    recently *crawled* artist. Each user's artists are therefore put in a random order (fixed
+    seed), so the split holds out a random artist per user, as usual for data without time.
+    """
+    base = root / "lastfm" / "hetrec2011-lastfm-2k"
+    ev_path, it_path = base / "user_artists.dat", base / "artists.dat"
+    events = read_table(ev_path, separator="\t")
+    order = np.random.default_rng(0).permutation(events.height)
+    events = events.with_columns(pl.Series("timestamp", order))
+    items = read_table(it_path, separator="\t").select("_row", "id", "name")
+    return (normalise_interactions(events, ev_path, ColumnMapping(user="userID", item="artistID", rating="weight")),
+            normalise_items(items, it_path, "id"))
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
@@ -128,13 +157,38 @@ DATASETS: dict[str, DatasetSpec] = {
         "beauty", "Amazon Beauty 2014, 5-core with titles: 22,332 users, 12,086 items, 198,215 events",
         _beauty, "amazon-beauty/derived/seqrecbench",
     ),
+    "ml-latest-small": DatasetSpec(
+        "ml-latest-small", "MovieLens latest-small (2015): 706 users, 8,552 movies, 100,023 ratings with "
+        "timestamps; titles, genres", _ml_latest_small, "movielens-latest-small/raw",
+    ),
+    "lastfm": DatasetSpec(
+        "lastfm", "Last.fm (HetRec 2011) plays: 1,892 users, 17,632 artists, 92,834 (user, artist, play count) "
+        "rows without timestamps (random order per user); artist names", _lastfm, "lastfm/hetrec2011-lastfm-2k",
+    ),
 }
 
 
+def locate(name: str) -> Path | None:
+    """The first of the data directory and the download cache that holds dataset ``name``."""
+    folder = DATASETS[name].folder
+    return next((root for root in (data_dir(), cache_dir()) if (root / folder).is_dir()), None)
+
+
+def ensure_available(name: str, *, url: str | None = None, md5: str | None = None) -> Path:
+    """Where dataset ``name`` is, downloading it into the cache first when it is nowhere and has a
+    public download (checksummed). Raises :class:`DownloadError` when that download fails."""
+    root = locate(name)
+    if root is None:
+        fetch(name, url=url, md5=md5)
+        root = cache_dir()
+    return root
+
+
 def load_named(name: str, root: Path | None = None) -> tuple[pl.DataFrame, pl.DataFrame, DatasetSpec]:
-    """Normalised events and items of a named dataset, read from the data directory."""
+    """Normalised events and items of a named dataset, read from the data directory (or, when it
+    is not there, from the download cache)."""
     spec = DATASETS[name]
-    root = root or data_dir()
+    root = root or locate(name) or data_dir()
     try:
         events, items = spec.loader(root)
     except DataValidationError as exc:

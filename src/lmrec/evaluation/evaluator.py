@@ -11,7 +11,7 @@ from rich.progress import Progress
 from lmrec.data.sequences import Interactions
 from lmrec.data.splits import HIDDEN, VALID, eval_set
 from lmrec.evaluation import metrics as M
-from lmrec.models.base import Recommender
+from lmrec.models.base import Recommender, ValidationSet
 
 
 class EvalConfig(BaseModel):
@@ -21,7 +21,8 @@ class EvalConfig(BaseModel):
     exclude_seen: bool = Field(True, description="never count an item of the user's whole history")
     history_buckets: list[int] = Field(
         default_factory=lambda: [5, 20], description="upper bounds of the history-length buckets")
-    head_fraction: float = Field(0.2, gt=0, lt=1, description="share of items (by training count) called head")
+    head_fraction: float = Field(0.2, gt=0, lt=1, description="share of items called head, by their number of events "
+                                 "before the evaluated stage")
     batch_size: int = Field(1024, ge=1)
 
     @field_validator("ks", "history_buckets")
@@ -41,8 +42,9 @@ def history_bucket_names(bounds: list[int]) -> list[str]:
 
 
 def popularity_buckets(counts: np.ndarray, head_fraction: float) -> np.ndarray:
-    """Per item: 0 = head (top ``head_fraction`` of items that have training events, by count),
-    1 = tail (the other items with events), 2 = cold (no training events)."""
+    """Per item, from ``counts`` of events before the evaluated stage: 0 = head (the top
+    ``head_fraction`` of the items with such events, by count), 1 = tail (the other items with
+    events), 2 = cold (none)."""
     out = np.full(counts.size, 2, dtype=np.int8)
     warm = np.flatnonzero(counts > 0)
     order = warm[np.argsort(-counts[warm], kind="stable")]
@@ -142,7 +144,7 @@ def evaluate(model: Recommender, data: Interactions, labels: np.ndarray, stage: 
     catalogue = {}
     for k in config.ks:
         catalogue[f"coverage@{k}"] = M.coverage(tops, data.n_items, k) if n else 0.0
-        catalogue[f"novelty@{k}"] = M.novelty(np.where(tops < 0, 0, tops), item_prob, k) if n else 0.0
+        catalogue[f"novelty@{k}"] = M.novelty(tops, item_prob, k) if n else 0.0
     return EvalResult(
         users=es.users,
         history_length=es.histories.lengths(),
@@ -153,7 +155,7 @@ def evaluate(model: Recommender, data: Interactions, labels: np.ndarray, stage: 
     )
 
 
-class Validator:
+class Validator(ValidationSet):
     """``validator(model) -> NDCG@k`` on the validation stage; what iterative models early-stop on."""
 
     def __init__(self, data: Interactions, labels: np.ndarray, k: int = 10) -> None:

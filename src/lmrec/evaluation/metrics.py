@@ -50,17 +50,21 @@ def mrr(hits: np.ndarray, k: int) -> np.ndarray:
 
 
 def coverage(top_items: np.ndarray, n_items: int, k: int) -> float:
-    """Share of the catalogue that appears in at least one user's top k."""
-    return np.unique(top_items[:, :k]).size / n_items
+    """Share of the catalogue that appears in at least one user's top k (-1 fills short lists: not an item)."""
+    top = top_items[:, :k]
+    return np.unique(top[top >= 0]).size / n_items
 
 
 def novelty(top_items: np.ndarray, item_probability: np.ndarray, k: int) -> float:
-    """Mean self-information -log2 p(i) of the recommended items (higher = less popular items).
+    """Mean self-information -log2 p(i) of the recommended items (higher = less popular items);
+    the -1 filler of short lists is not an item and does not count.
 
     ``item_probability[i]`` is the share of training users who interacted with item i; callers
     smooth it so that items without training events get a finite value.
     """
-    return float(-np.log2(item_probability[top_items[:, :k]]).mean())
+    top = top_items[:, :k]
+    top = top[top >= 0]
+    return float(-np.log2(item_probability[top]).mean()) if top.size else 0.0
 
 
 def item_probability(train_user_counts: np.ndarray, n_users: int) -> np.ndarray:

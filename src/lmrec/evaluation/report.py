@@ -43,7 +43,7 @@ def rich_table(summary: dict, k: int = 10, title: str | None = None) -> Table:
     return table
 
 
-def markdown(summary: dict, *, title: str, context: dict, plots: list[str]) -> str:
+def markdown(summary: dict, *, title: str, context: dict, plots: list[str], head_fraction: float = 0.2) -> str:
     ks = sorted({int(key.split("@")[1]) for key in summary["overall"] if "@" in key})
     lines = [f"# {title}", ""]
     lines += [f"- **{key}**: {value}" for key, value in context.items()]
@@ -57,8 +57,8 @@ def markdown(summary: dict, *, title: str, context: dict, plots: list[str]) -> s
         for group, bucket, n, vals in bucket_rows(summary, k, ("hr", "ndcg", "mrr")):
             lines.append(f"| {group} | {bucket} | {n} | " + " | ".join(map(_fmt, vals)) + " |")
     lines += ["", "History buckets count the user's events before the evaluated one; popularity buckets "
-              "are the target item's: head = top 20% of items by training count, tail = the rest, "
-              "cold = no training events.", ""]
+              f"are the target item's: head = top {head_fraction:.0%} of items by their number of events before the "
+              "evaluated stage (what the model could know), tail = the other items with such events, cold = none.", ""]
     lines += [f"![{Path(p).stem}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 
@@ -87,7 +87,7 @@ def plot_buckets(summary: dict, path: Path, k: int = 10) -> None:
     plt.close(fig)
 
 
-def write_report(run_dir: Path, summary: dict, *, title: str, context: dict) -> None:
+def write_report(run_dir: Path, summary: dict, *, title: str, context: dict, head_fraction: float = 0.2) -> None:
     """metrics.json, report.md and plots/ inside ``run_dir``; each file is replaced atomically."""
     run_dir = Path(run_dir)
     ks = sorted({int(key.split("@")[1]) for key in summary["overall"] if "@" in key})
@@ -99,4 +99,5 @@ def write_report(run_dir: Path, summary: dict, *, title: str, context: dict) -> 
         os.replace(tmp, run_dir / rel)
         plots.append(rel)
     _atomic_write(run_dir / "metrics.json", json.dumps(summary, indent=2).encode())
-    _atomic_write(run_dir / "report.md", markdown(summary, title=title, context=context, plots=plots).encode())
+    _atomic_write(run_dir / "report.md", markdown(summary, title=title, context=context, plots=plots,
+                                                            head_fraction=head_fraction).encode())

@@ -24,7 +24,7 @@ class Popularity(Recommender):
     name = "pop"
     Config = PopularityConfig
 
-    def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
+    def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
         items = train.item
         if self.config.recent_fraction < 1.0:
             cut = np.quantile(train.timestamp, 1.0 - self.config.recent_fraction)
@@ -79,7 +79,7 @@ class ItemKNN(_ItemItemModel):
     name = "itemknn"
     Config = ItemKNNConfig
 
-    def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
+    def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
         x = train.to_matrix()  # (n_users, n_items) binary
         co = (x.T @ x).tocsr().astype(np.float32)  # (n_items, n_items) co-occurrence counts
         norms = np.sqrt(co.diagonal())
@@ -128,7 +128,7 @@ class EASE(_ItemItemModel):
     name = "ease"
     Config = EASEConfig
 
-    def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
+    def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
         x = train.to_matrix()
         g = torch.from_numpy((x.T @ x).toarray().astype(np.float64))  # (n_items, n_items) Gram matrix
         g.diagonal().add_(self.config.l2)

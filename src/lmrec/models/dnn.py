@@ -42,11 +42,13 @@ class DNNNet(nn.Module):
     def item_table(self) -> torch.Tensor:
         return self.item_emb.weight  # (n_items + 1, D) input embeddings
 
-    def forward(self, tokens: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        """tokens (B, L) left-padded -> (B, L, D): MLP of the mean embedding of tokens <= t."""
+    def forward(self, tokens: torch.Tensor, table: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
+        """tokens (B, L) left-padded -> (B, L, D): MLP of the mean embedding of tokens <= t
+        (``last_only``: (B, 1, D), the last position only)."""
         e = F.embedding(tokens, self.item_table() if table is None else table, padding_idx=0)  # (B, L, D), 0 at padding
         counts = (tokens != 0).cumsum(dim=1).clamp(min=1).unsqueeze(-1)  # (B, L, 1)
-        return self.mlp(e.cumsum(dim=1) / counts)
+        means = e.cumsum(dim=1) / counts  # (B, L, D)
+        return self.mlp(means[:, -1:] if last_only else means)
 
     def item_weights(self, table: torch.Tensor | None = None) -> torch.Tensor:
         return self.out_emb.weight  # (n_items, D): untied, the input table plays no part

@@ -23,10 +23,15 @@ def model_names() -> list[str]:
 
 def get_model_class(name: str) -> type[Recommender]:
     models = _registry()
+    name = ALIASES.get(name, name)
     if name not in models:
         raise ConfigError(f"unknown model {name!r}; available: {', '.join(sorted(models))}")
     return models[name]
 
 
-def create_model(name: str, config: dict | None = None) -> Recommender:
-    return get_model_class(name)(config)
+ALIASES = {"popularity": "pop"}
+
+
+def create_model(name: str, config: dict | None = None, *, training: dict | None = None,
+                 runtime: dict | None = None) -> Recommender:
+    return get_model_class(name)(config, training=training, runtime=runtime)

@@ -6,20 +6,23 @@ pre-LayerNorm blocks, item embeddings tied with the output layer.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from lmrec.data.profile import DataProfile
 from lmrec.models.layers import Dropout
 from lmrec.models.sequential import SequentialConfig, SequentialRecommender
+from lmrec.training.config import Auto, Positive
 
 
 class SASRecConfig(SequentialConfig):
     n_layers: int = Field(2, ge=1)
-    n_heads: int = Field(2, ge=1)
+    n_heads: Positive | Auto = Field("auto", description="attention heads (auto: 1 when the median item has >= 100 "
+                                     "events, as on ML-1M, else 2)")
     ffn_mult: int = Field(4, ge=1, description="feed-forward width = ffn_mult * d_model")
     attn_dropout: float = Field(
         0.0, ge=0, lt=1, description="dropout on attention weights (costly on a CPU: (B, H, L, L) random masks)")
@@ -28,8 +31,8 @@ class SASRecConfig(SequentialConfig):
         "end", description="learned positions count back from the most recent event (end: encodes recency "
         "only) or forward from the first event in the window (start: also tells how far into their history "
         "a user is); rotary positions are relative, so this does not apply to them")
-    block: Literal["pre_ln", "sasrec"] = Field(
-        "pre_ln", description="pre_ln: x + Attn(LN(x)), x + FFN(LN(x)); sasrec: the original SASRec layout, "
+    block: Literal["pre_ln", "sasrec"] | Auto = Field(
+        "auto", description="auto: pre_ln; pre_ln: x + Attn(LN(x)), x + FFN(LN(x)); sasrec: the original SASRec layout, "
         "where the residual stream is the normalised input (q = LN(x); x = q + Attn(q, x, x); "
         "x = LN(x); x + FFN(x)) with ReLU")
     init_std: float = Field(
@@ -72,7 +75,9 @@ class Block(nn.Module):
         self.attn_dropout = cfg.attn_dropout
         self.rotary = RotaryEmbedding(cfg.d_model // cfg.n_heads, cfg.max_len) if cfg.positional == "rotary" else None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """x (B, L, D), mask (B, 1, L, L) -> (B, L, D); with ``last_only`` only the last position's
+        output (B, 1, D), which still attends to every position (the final block at inference)."""
         B, L, D = x.shape
         normed = self.ln1(x)
         if self.sasrec_layout:  # queries from the normalised stream, keys and values from the raw one
@@ -85,12 +90,14 @@ class Block(nn.Module):
         q, k, v = qkv.view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
         if self.rotary is not None:  # q, k: (B, H, L, hd)
             q, k = self.rotary(q), self.rotary(k)
+        if last_only:
+            q, mask, x = q[:, :, -1:], mask[:, :, -1:], x[:, -1:]  # (B, H, 1, hd), (B, 1, 1, L), (B, 1, D)
         # The CPU attention kernel is slower in bf16 than in fp32 (measured: 44 vs 32 ms per
         # forward + backward at B=64, L=200), so attention stays in fp32 under autocast.
         with torch.autocast("cpu", enabled=False):
             att = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask,
-                                                 dropout_p=self.attn_dropout if self.training else 0.0)  # (B, H, L, hd)
-        x = x + self.drop(self.proj(att.transpose(1, 2).reshape(B, L, D)))
+                                                 dropout_p=self.attn_dropout if self.training else 0.0)  # (B, H, Lq, hd)
+        x = x + self.drop(self.proj(att.transpose(1, 2).reshape(B, q.shape[2], D)))
         if self.sasrec_layout:
             x = self.ln2(x)
             return x + self.drop(self.ffn(x))
@@ -100,6 +107,9 @@ class Block(nn.Module):
 class SASRecNet(nn.Module):
     def __init__(self, cfg: SASRecConfig, n_items: int) -> None:
         super().__init__()
+        unresolved = [f for f in ("max_len", "d_model", "dropout", "n_heads", "block") if getattr(cfg, f) == "auto"]
+        if unresolved:
+            raise ValueError(f"{unresolved} still 'auto': resolve the config first (SequentialRecommender.resolve_auto)")
         if cfg.d_model % cfg.n_heads:
             raise ValueError(f"d_model {cfg.d_model} must be divisible by n_heads {cfg.n_heads}")
         self.cfg = cfg
@@ -116,10 +126,11 @@ class SASRecNet(nn.Module):
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
-    def forward(self, tokens: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, table: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
         """tokens (B, L) left-padded with 0 -> hidden states (B, L, D); position t sees tokens <= t.
 
-        ``table`` is ``item_table()`` when the caller already computed it for this step.
+        ``table`` is ``item_table()`` when the caller already computed it for this step; with
+        ``last_only`` the result is the last position's state only, (B, 1, D) (inference).
         """
         B, L = tokens.shape
         table = self.item_table() if table is None else table  # (n_items + 1, D)
@@ -136,8 +147,8 @@ class SASRecNet(nn.Module):
         # Padding keys are hidden; every query still sees itself, so no row is empty (no NaN).
         mask = (causal & (tokens != 0)[:, None, :]) | torch.eye(L, dtype=torch.bool, device=tokens.device)
         mask = mask[:, None]  # (B, 1, L, L), broadcast over heads
-        for block in self.blocks:
-            x = block(x, mask)
+        for j, block in enumerate(self.blocks):
+            x = block(x, mask, last_only=last_only and j == len(self.blocks) - 1)
         return self.ln_f(x)
 
     def item_table(self) -> torch.Tensor:
@@ -154,6 +165,9 @@ class SASRec(SequentialRecommender):
 
     name = "sasrec"
     Config = SASRecConfig
+
+    def auto_values(self, p: DataProfile) -> dict[str, Any]:
+        return super().auto_values(p) | {"n_heads": 1 if p.regime == "dense" else 2, "block": "pre_ln"}
 
     def build_net(self, n_items: int) -> SASRecNet:
         return SASRecNet(self.config, n_items)

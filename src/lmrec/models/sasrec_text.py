@@ -27,7 +27,8 @@ the trained one at test time, has not seen the latest event of the user's input 
 
 from __future__ import annotations
 
-from typing import Literal, Self
+import time
+from typing import Annotated, Any, Literal, Self
 
 import numpy as np
 import polars as pl
@@ -37,11 +38,14 @@ from torch import nn
 
 from lmrec.content.encoder import DEFAULT_MODEL, check_attached
 from lmrec.content.vectors import Whitening, catalogue_vectors, new_item_vectors
+from lmrec.data.profile import DataProfile
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.data.splits import without_last_events
 from lmrec.models.base import Validator
 from lmrec.models.sasrec import SASRec, SASRecConfig, SASRecNet
 from lmrec.models.textknn import recency_profile
+from lmrec.training.config import Auto
+from lmrec.training.trainer import concrete
 
 KNN_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 KNN_EVENTS = 50  # text-knn reads this many latest events (0.8**50: the older ones weigh nothing)
@@ -58,17 +62,14 @@ class SASRecTextConfig(SASRecConfig):
         "docs/benchmarks.md); None: the raw sentence-encoder vectors")
     adapter_hidden: int = Field(256, ge=1, description="hidden width of the text adapter MLP")
     id_dropout: float = Field(0.1, ge=0, lt=1, description="share of items whose ID embedding is dropped per batch")
-    id_shrinkage: float = Field(
-        0.0, ge=0, description="k: an item with c training events uses c / (c + k) of its own ID embedding and "
+    id_shrinkage: Annotated[float, Field(ge=0)] | Auto = Field(
+        "auto", description="auto: 3. k: an item with c training events uses c / (c + k) of its own ID embedding and "
         "the rest borrowed from its content neighbours (cold_neighbours), so that an item seen a few times leans "
         "on items that read alike (Beauty, k=3: NDCG@10 0.0690 -> 0.0729, tail items 0.0455 -> 0.0511: docs/benchmarks.md); "
         "0: every item with events uses its own ID alone")
     cold_neighbours: int = Field(
         10, ge=0, description="items without events (and dropped IDs) borrow the mean ID embedding of this many "
         "nearest items by content; 0: content alone")
-    item_vectors: list[str] = Field(
-        default_factory=list, description="extra per-item vectors (image, audio, ...) from .parquet or .npy files, "
-        "keyed by item id; concatenated with the text vector before the adapter")
     item_vector_weight: float = Field(
         1.0, gt=0, description="scale of the (unit) extra vectors next to the unit text vector: their share of "
         "the text-knn channel's cosine")
@@ -160,37 +161,57 @@ class SASRecText(SASRec):
     Config = SASRecTextConfig
     uses_item_content = True
 
-    def __init__(self, config=None) -> None:
-        super().__init__(config)
+    def __init__(self, config=None, **kwargs) -> None:
+        super().__init__(config, **kwargs)
         self.text_vectors: np.ndarray | None = None
         self.warm: np.ndarray | None = None
         self.whitening: Whitening | None = None
         self.knn_validation: dict[float, float] = {}  # text-knn weight -> validation NDCG@10 (auto)
 
-    def attach_items(self, item_info: pl.DataFrame | None) -> None:
+    def attach_items(self, item_info: pl.DataFrame | None, item_vectors: list[str] | tuple[str, ...] = ()) -> None:
         """Content vector of every catalogue item: its text embedding, then any extra modality vectors."""
         cfg = self.config
         self.text_vectors, self.whitening = catalogue_vectors(
-            item_info, encoder=cfg.encoder, columns=cfg.text_columns, item_vectors=cfg.item_vectors,
-            weight=cfg.item_vector_weight, whitening=cfg.whitening, progress=cfg.progress,
+            item_info, encoder=cfg.encoder, columns=cfg.text_columns, item_vectors=list(item_vectors),
+            weight=cfg.item_vector_weight, whitening=cfg.whitening, progress=self.runtime.progress,
             who=self.name)  # (n_items, T): the adapter's input
 
-    def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
+    def _spawn(self, config, training) -> Self:
+        model = super()._spawn(config, training)
+        model.text_vectors, model.whitening = self.text_vectors, self.whitening
+        return model
+
+    def auto_values(self, p: DataProfile) -> dict[str, Any]:
+        # Beauty (sparse): d_model 128 validated above 64 (0.0721 vs 0.0711); id_shrinkage 3 (eighth session).
+        return super().auto_values(p) | {"d_model": 128 if p.regime == "sparse" else 64, "id_shrinkage": 3.0}
+
+    def fits_per_training(self) -> int:
+        return 2 if self.config.text_knn_weight == "lagged" and self.config.fusion != "id" else 1
+
+    def _prepare(self, train: Interactions) -> None:
         check_attached(self.text_vectors, train.n_items, self.name)
-        counts, k = train.item_counts().astype(np.float32), self.config.id_shrinkage
+        counts, k = train.item_counts().astype(np.float32), concrete(self.config.id_shrinkage, "id_shrinkage")
         self.warm = counts / (counts + k) if k else (counts > 0).astype(np.float32)  # own-ID share, 0: no events
         if self.config.fusion != "id":  # content vectors stand for the items without events; see SequentialRecommender
             self._softmax_items = torch.from_numpy(np.flatnonzero(self.warm))
-        super().fit(train, valid)
-        self.knn_validation = {}
+
+    def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
+        self.resolve_auto(train)
         mode = self.config.text_knn_weight
+        lagged = mode == "lagged" and self.config.fusion != "id" and valid is not None
+        budget = time_budget_s if time_budget_s is not None else self.training.time_budget * 60
+        started = time.perf_counter()
+        super().fit(train, valid, time_budget_s=budget / 2 if lagged else budget)
+        self.knn_validation = {}
         if mode not in ("auto", "lagged") or self.config.fusion == "id" or valid is None:
             return self
-        if mode == "lagged":
-            # No checkpoint directory: it would resume from the served model's checkpoints.
-            judge = type(self)(self.config.model_copy(update={"text_knn_weight": "auto", "checkpoint_dir": None}))
-            judge.text_vectors, judge.whitening = self.text_vectors, self.whitening
-            self.knn_validation = judge.fit(without_last_events(train), valid).knn_validation
+        if lagged:
+            # The judge shares the budget's second half; it never uses the checkpoint directory
+            # (it would resume from the served model's checkpoints).
+            judge = self._spawn(self.config.model_copy(update={"text_knn_weight": "auto"}), self.training)
+            judge.runtime = self.runtime.model_copy(update={"checkpoint_dir": None})
+            rest = max(0.0, budget - (time.perf_counter() - started))
+            self.knn_validation = judge.fit(without_last_events(train), valid, time_budget_s=rest).knn_validation
         else:
             check = self._validator(valid)
             for w in KNN_WEIGHTS:

@@ -1,9 +1,11 @@
-"""Shared machinery of neural next-item models: training windows, length-bucketed batches,
-the three losses, validation-driven training, scoring and (de)serialisation.
+"""Shared machinery of neural next-item models: the automatic architecture rules, the three
+losses, validation-driven training through :mod:`lmrec.training` (loop, batches, hooks), the
+refit that follows the evaluated run's learning-rate path, scoring and (de)serialisation.
 
 A subclass supplies a network with three methods: ``item_table() -> (n_items + 1, D)``, the
-input representation of every token; ``forward(tokens (B, L), table) -> hidden (B, L, D)``,
-where position t may only depend on tokens <= t; and ``item_weights(table) -> (n_items, D)``,
+input representation of every token; ``forward(tokens (B, L), table, last_only) -> hidden
+(B, L, D)``, where position t may only depend on tokens <= t (``last_only``: the last position
+only, (B, 1, D), as inference needs); and ``item_weights(table) -> (n_items, D)``,
 the output item vectors. The table is computed once per training step or scoring call and
 handed to both sides, so a fused item representation (and its random ID dropout) is the same
 on the input and the output side. Token 0 is padding; catalogue item i is token i + 1;
@@ -12,110 +14,76 @@ sequences are left-padded so the last position always holds the most recent even
 
 from __future__ import annotations
 
-from typing import Literal, Self
+import math
+from typing import Annotated, Any, Self
 
 import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
 
+from lmrec.data.profile import DataProfile
 from lmrec.data.sequences import Interactions, Sequences
-from lmrec.models.base import ModelConfig, Recommender, Validator
+from lmrec.models.base import ModelConfig, Recommender, ValidationSet, Validator, VectorScorer
 from lmrec.training import losses
-from lmrec.training.trainer import Trainer, TrainerConfig
+from lmrec.training.auto import resolve, resolve_training
+from lmrec.training.batching import LengthBucketedBatches
+from lmrec.training.config import Auto, Positive
+from lmrec.training.hooks import StepOutput, TrainingHook
+from lmrec.training.trainer import LRPath, Trainer
+
+DROPOUT = {"dense": 0.1, "medium": 0.2, "sparse": 0.5}
+INFERENCE_CHUNK = 256  # histories encoded together at inference
 
 
 class SequentialConfig(ModelConfig):
-    max_len: int = Field(200, ge=1, description="most recent events the model reads")
-    d_model: int = Field(64, ge=8)
-    dropout: float = Field(0.2, ge=0, lt=1)
-    loss: Literal["ce", "sampled", "bce"] = Field(
-        "ce", description="ce: full softmax cross-entropy; sampled: softmax over n_negatives shared uniform "
-        "negatives; bce: one negative per position (original SASRec)")
-    n_negatives: int = Field(256, ge=1, description="negatives per batch for loss=sampled")
-    epochs: int = Field(200, ge=1)
-    window: Literal["last", "random"] = Field(
-        "last", description="training window of users longer than max_len: their last events, or a window "
-        "ending at a random point each epoch (trains on older events too)")
-    batch_size: int = Field(128, ge=1)
-    loss_norm: Literal["batch", "epoch"] = Field(
-        "epoch", description="epoch: the batch's summed loss over the epoch's mean positions per batch, so every "
-        "training position weighs the same (as in randomly mixed batches; +0.018 test NDCG@10 on ML-1M, "
-        "docs/benchmarks.md); batch: each step's loss is the mean over its positions, so in length-bucketed "
-        "batches a short history's positions weigh more")
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    lr_schedule: Literal["constant", "cosine"] = Field(
-        "constant", description="cosine: decay to 0 by the last epoch, or by max_train_minutes when that comes first")
-    warmup_steps: int = Field(0, ge=0, description="optimizer steps of linear learning-rate warm-up")
-    patience: int | None = Field(10, ge=1, description="validation checks without gain before stopping")
-    eval_every: int = Field(1, ge=1, description="epochs between validation checks")
-    bf16: bool | Literal["auto"] = Field(
-        "auto", description="bfloat16 autocast for training matmuls; auto: on when the CPU has native bf16")
-    max_train_minutes: float | None = Field(None, gt=0, description="stop training after this wall time")
-    valid_users: int | None = Field(None, ge=1, description="validate on a fixed random subset of users")
-    checkpoint_dir: str | None = Field(None, description="save a resumable checkpoint here after every epoch")
-    progress: bool = True
+    max_len: Positive | Auto = Field(
+        "auto", description="most recent events the model reads (auto: the 99th percentile of history length, "
+        "rounded up to 10, within 20..200)")
+    d_model: Annotated[int, Field(ge=8)] | Auto = Field("auto", description="width (auto: 64)")
+    dropout: Annotated[float, Field(ge=0, lt=1)] | Auto = Field(
+        "auto", description="dropout (auto: 0.1 when the median item has >= 100 events, 0.5 below 20, else 0.2)")
 
 
-def native_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX); emulated bf16 is slower."""
-    cpu = getattr(torch, "cpu", None)
-    return any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+class SequentialRecommender(Recommender, VectorScorer):
+    """Base of the neural next-item models; trained by :class:`lmrec.training.trainer.Trainer`."""
 
-
-def training_windows(seqs: Sequences, max_len: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """(U, max_len + 1) token windows of the users with >= 2 events, left-padded with 0.
-
-    Position t of ``window[:, :-1]`` is trained to predict ``window[:, t + 1]``. By default the
-    window holds each user's last max_len + 1 events; with ``rng`` a user with more events gets a
-    window ending at a random point, so over the epochs the older events are trained on too.
-    """
-    seqs = seqs.take(np.flatnonzero(seqs.lengths() >= 2))
-    if rng is not None:
-        lengths = seqs.lengths()
-        long = lengths > max_len + 1
-        ends = lengths.copy()
-        ends[long] = rng.integers(max_len + 1, lengths[long] + 1)
-        seqs = seqs.prefixes(ends)
-    return seqs.to_padded(max_len + 1, pad=-1) + 1
-
-
-class SequentialRecommender(Recommender):
     Config = SequentialConfig
 
-    def __init__(self, config=None) -> None:
-        super().__init__(config)
+    def __init__(self, config=None, **kwargs) -> None:
+        super().__init__(config, **kwargs)
         self.net: nn.Module | None = None
-        self.train_state = None
-        self._seed = 0
+        self.hooks: list[TrainingHook] = []  # extra losses and gradient hooks, e.g. from augmentation
+        self._follow: LRPath | None = None  # set on a refit: the evaluated run's learning-rate path
         # Items the training softmax ranks over; None: the whole catalogue. Content models leave
         # out items without training events: as never-positive negatives they would only be
         # taught to score low, the opposite of what their content vectors are there for.
         self._softmax_items: torch.Tensor | None = None
         self._table: tuple[tuple, torch.Tensor] | None = None  # (weights fingerprint, inference table)
-        self._positions_per_batch = 1.0  # set by _batches each epoch, for loss_norm: epoch
+        self._batches: LengthBucketedBatches | None = None
 
     def build_net(self, n_items: int) -> nn.Module:
         raise NotImplementedError
 
-    # --- training ---------------------------------------------------------------------------
-    def _batches(self, seqs: Sequences, epoch: int):
-        """Length-bucketed batches: similar lengths together, so little time goes into padding."""
-        cfg = self.config
-        rng = np.random.default_rng(epoch + 1_000_003 * self._seed)
-        windows = training_windows(seqs, cfg.max_len, rng if cfg.window == "random" else None)
-        lengths = (windows != 0).sum(axis=1)
-        order = np.lexsort((rng.random(len(windows)), lengths))
-        chunks = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-        self._positions_per_batch = float((lengths - 1).sum()) / max(len(chunks), 1)  # targets per batch, on average
-        for j in rng.permutation(len(chunks)):
-            w = windows[chunks[j]]
-            w = w[:, -int((w != 0).sum(axis=1).max()) :]  # drop columns that are padding in every row
-            yield torch.from_numpy(w)
+    def auto_values(self, p: DataProfile) -> dict[str, Any]:
+        """Architecture rules (docs/defaults.md): what the frozen configs of the benchmarks chose."""
+        return {"max_len": int(min(200, max(20, 10 * math.ceil(p.history_p99 / 10)))), "d_model": 64,
+                "dropout": DROPOUT[p.regime]}
 
-    def _loss(self, window: torch.Tensor) -> torch.Tensor:
-        cfg = self.config
+    def resolve_auto(self, train: Interactions) -> None:
+        """Replace every "auto" of the model and training configs by the rule for ``train``'s profile
+        (a no-op once resolved); ``auto_choices`` records what was chosen."""
+        profile = DataProfile.of(train, item_text=self.uses_item_content)
+        self.config, model_choices = resolve(self.config, self.auto_values(profile), "model")
+        self.training, training_choices = resolve_training(self.training, profile)
+        self.auto_choices |= model_choices | training_choices
+
+    def _prepare(self, train: Interactions) -> None:
+        """Called by ``fit`` once the config is resolved, before the network is built."""
+
+    # --- training ---------------------------------------------------------------------------
+    def _loss(self, window: torch.Tensor) -> StepOutput:
+        tcfg = self.training
         inputs, targets = window[:, :-1], window[:, 1:]  # (B, L)
         table = self.net.item_table()  # (n_items + 1, D), once per step
         hidden = self.net(inputs, table)  # (B, L, D)
@@ -126,17 +94,18 @@ class SequentialRecommender(Recommender):
         if self._softmax_items is not None:
             weights = weights[self._softmax_items]  # (n_softmax, D)
             t = torch.searchsorted(self._softmax_items, t)  # targets are always among them
-        if cfg.loss == "ce":
+        if tcfg.loss == "ce":
             loss = losses.chunked_softmax_ce(h, weights, t)
-        elif cfg.loss == "sampled":
-            neg = torch.randint(0, len(weights), (cfg.n_negatives,))  # (M,) shared by the batch
+        elif tcfg.loss == "sampled":
+            neg = torch.randint(0, len(weights), (tcfg.n_negatives,))  # (M,) shared by the batch
             loss = losses.sampled_softmax_ce((h * weights[t]).sum(-1), h @ weights[neg].T, neg[None, :] == t[:, None])
         else:
             neg = torch.randint(0, len(weights), (len(t),))  # one uniform negative per position
             loss = losses.bce_one_negative((h * weights[t]).sum(-1), (h * weights[neg]).sum(-1))
-        if cfg.loss_norm == "epoch":  # mean -> sum / (mean positions per batch)
-            loss = loss * (len(t) / self._positions_per_batch)
-        return loss
+        if tcfg.loss_norm == "epoch":  # mean -> sum / (mean positions per batch)
+            loss = loss * (len(t) / self._batches.positions_per_batch)
+        return StepOutput(loss, {"inputs": inputs, "targets": targets, "hidden": hidden, "table": table,
+                                 "net": self.net})
 
     def _extra_score_blocks(self, inputs: torch.Tensor, valid: torch.Tensor, h: torch.Tensor,
                             weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,30 +117,43 @@ class SequentialRecommender(Recommender):
     def _validator(self, valid: Validator | None):
         if valid is None:
             return None
-        if self.config.valid_users is not None and hasattr(valid, "subsample"):
-            valid = valid.subsample(self.config.valid_users)
+        n = self.training.valid_users
+        if n is not None and isinstance(valid, ValidationSet):
+            valid = valid.subsample(n)
         return lambda: valid(self)
 
-    def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
-        cfg = self.config
+    def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
+        self.resolve_auto(train)
+        tcfg = self.training
         self._seed = int(torch.initial_seed() % (2**31))
         self.n_items = train.n_items
+        self._prepare(train)
         self.net = self.build_net(train.n_items)
-        seqs = train.sequences()
-        tcfg = TrainerConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, patience=cfg.patience,
-                             eval_every=cfg.eval_every, bf16=native_bf16() if cfg.bf16 == "auto" else cfg.bf16,
-                             progress=cfg.progress, schedule=cfg.lr_schedule, warmup_steps=cfg.warmup_steps,
-                             time_budget_s=cfg.max_train_minutes * 60 if cfg.max_train_minutes else None)
-        trainer = Trainer(self.net, lambda epoch: self._batches(seqs, epoch), self._loss, tcfg,
-                          validate=self._validator(valid), checkpoint_dir=cfg.checkpoint_dir)
+        self._batches = LengthBucketedBatches(train.sequences(), max_len=self.config.max_len,
+                                              batch_size=tcfg.batch_size, random_window=tcfg.window == "random",
+                                              seed=self._seed)
+        budget = time_budget_s if time_budget_s is not None else tcfg.time_budget * 60
+        trainer = Trainer(self.net, self._batches, self._loss, tcfg, self._validator(valid), runtime=self.runtime,
+                          time_budget_s=budget, follow=self._follow, hooks=self.hooks)
         trainer.load_checkpoint()
         self.train_state = trainer.fit()
         return self
 
-    def refit_config(self) -> SequentialConfig:
-        best = self.train_state.best_epoch if self.train_state else self.config.epochs
-        return self.config.model_copy(update={"epochs": max(1, best), "patience": None, "checkpoint_dir": None,
-                                             "max_train_minutes": None})
+    def refit(self, data: Interactions, *, time_budget_s: float | None = None) -> Self:
+        """Train a new model on ``data`` for the best epoch count, each step at the learning rate the
+        evaluated run had at the same point of its epochs (no validation, no early stopping)."""
+        st = self.train_state
+        best = st.best_epoch if st else 1
+        model = self._spawn(self.refit_config(), self.training.model_copy(update={"epochs": max(1, best),
+                                                                                 "patience": None}))
+        model.runtime = self.runtime.model_copy(update={"checkpoint_dir": None})
+        model.hooks = self.hooks
+        model._follow = st.lr_path(best) if st and st.lrs else None
+        return model.fit(data, time_budget_s=time_budget_s)
+
+    def refit_config(self) -> ModelConfig:
+        """The model config of the refit: the evaluated one (subclasses fix what fit chose on validation)."""
+        return self.config
 
     # --- inference ---------------------------------------------------------------------------
     def _inference_table(self) -> torch.Tensor:
@@ -192,13 +174,20 @@ class SequentialRecommender(Recommender):
         """(B, D) user states; scores are their inner products with ``output_item_vectors()``."""
         self._check_fitted()
         table = self._inference_table()
-        tokens = torch.from_numpy(histories.to_padded(self.config.max_len, pad=-1) + 1)  # (B, L)
-        if len(histories):
-            longest = int(min(self.config.max_len, max(1, histories.lengths().max())))
-            tokens = tokens[:, -longest:]
+        tokens = histories.to_padded(self.config.max_len, pad=-1) + 1  # (B, L)
+        lengths = np.minimum(histories.lengths(), self.config.max_len)
+        # Histories of similar length together, each chunk cut to its longest: the cost follows the
+        # real lengths, not B * max_len (Beauty: 9 events on average of 50).
+        order = np.argsort(lengths, kind="stable")
+        out = torch.empty(len(histories), table.shape[1])  # (B, D)
         self.net.eval()
         with torch.inference_mode():
-            return self.net(tokens, table)[:, -1]  # (B, D): the state after the most recent event
+            for start in range(0, len(order), INFERENCE_CHUNK):
+                rows = order[start : start + INFERENCE_CHUNK]
+                longest = max(1, int(lengths[rows].max()))
+                chunk = torch.from_numpy(tokens[rows, -longest:])  # (C, longest)
+                out[torch.from_numpy(rows)] = self.net(chunk, table, last_only=True)[:, -1].float()  # after the latest event
+        return out
 
     def output_item_vectors(self) -> torch.Tensor:
         """(n_items, D) item vectors of the output layer (what nearest-neighbour retrieval indexes)."""

@@ -36,9 +36,6 @@ def recency_profile(histories: Sequences, vectors: torch.Tensor, max_len: int, d
 class TextKNNConfig(ModelConfig):
     encoder: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or local path")
     text_columns: list[str] | None = Field(None, description="item columns to encode (default: every string column)")
-    item_vectors: list[str] = Field(
-        default_factory=list, description="extra per-item vectors from .parquet or .npy files, keyed by item id; "
-        "each adds its cosine to the text cosine")
     item_vector_weight: float = Field(1.0, gt=0, description="weight of each extra vector's cosine next to the text's")
     whitening: float | None = Field(
         None, ge=0, description="PCA-whiten the text vectors over the catalogue, variances shrunk towards their "
@@ -46,7 +43,6 @@ class TextKNNConfig(ModelConfig):
         "raw cosine, the yardstick of docs/benchmarks.md (Beauty NDCG@10: 0.0343 raw, 0.0454 whitened)")
     recency_decay: float = Field(0.8, gt=0, le=1, description="weight of the j-th most recent event: decay**j")
     max_len: int = Field(50, ge=1, description="most recent events used")
-    progress: bool = True
 
 
 class TextKNN(Recommender):
@@ -56,16 +52,16 @@ class TextKNN(Recommender):
     Config = TextKNNConfig
     uses_item_content = True
 
-    def __init__(self, config=None) -> None:
-        super().__init__(config)
+    def __init__(self, config=None, **kwargs) -> None:
+        super().__init__(config, **kwargs)
         self.vectors: np.ndarray | None = None
         self.whitening: Whitening | None = None
 
-    def attach_items(self, item_info: pl.DataFrame | None) -> None:
+    def attach_items(self, item_info: pl.DataFrame | None, item_vectors: list[str] | tuple[str, ...] = ()) -> None:
         cfg = self.config
         self.vectors, self.whitening = catalogue_vectors(
-            item_info, encoder=cfg.encoder, columns=cfg.text_columns, item_vectors=cfg.item_vectors,
-            weight=cfg.item_vector_weight, whitening=cfg.whitening, progress=cfg.progress, who=self.name)
+            item_info, encoder=cfg.encoder, columns=cfg.text_columns, item_vectors=list(item_vectors),
+            weight=cfg.item_vector_weight, whitening=cfg.whitening, progress=self.runtime.progress, who=self.name)
 
     def add_items(self, item_info: pl.DataFrame) -> None:
         """New items get their text vector (through the whitening fitted at training time); their
@@ -75,7 +71,12 @@ class TextKNN(Recommender):
         self.vectors = np.concatenate([self.vectors, new])
         self.n_items = len(self.vectors)
 
-    def fit(self, train: Interactions, valid: Validator | None = None) -> Self:
+    def _spawn(self, config, training) -> Self:
+        model = super()._spawn(config, training)
+        model.vectors, model.whitening = self.vectors, self.whitening
+        return model
+
+    def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
         check_attached(self.vectors, train.n_items, self.name)
         self.n_items = train.n_items
         return self

@@ -1,0 +1,180 @@
+"""``train``: load -> process -> split -> fit (early stopping on validation) -> evaluate -> refit -> save.
+
+The orchestration of a run, above the models (which declare networks and losses) and the
+training library (which runs the loop). The time budget covers the whole command: after loading,
+what is left (less a reserve for evaluation and writing) is shared between the evaluated fit(s)
+and the refit of the served model, which follows the evaluated run's learning-rate path.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import lmrec
+from lmrec.config import RunConfig
+from lmrec.data import DATASETS, ProcessingConfig, load_dataset
+from lmrec.data.profile import DataProfile
+from lmrec.data.splits import TEST, TRAIN, VALID, make_split
+from lmrec.errors import ConfigError
+from lmrec.evaluation.evaluator import Validator, evaluate
+from lmrec.evaluation.report import write_report
+from lmrec.models.base import Recommender, validate_config
+from lmrec.models.registry import get_model_class
+from lmrec.runs import write_run
+from lmrec.training.auto import DEFAULT_BUDGET_MINUTES
+from lmrec.training.config import RuntimeConfig, TrainingConfig
+
+RESERVE_SHARE = 0.03  # of the budget, kept for the test evaluation and writing the run
+MIN_RESERVE_S = 15.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    summary: dict  # test metrics of the model trained on the training part
+    timings: dict[str, float]
+    dataset_stats: dict
+    budget_s: float
+
+
+class Budget:
+    """The wall-clock budget of one ``train`` command."""
+
+    def __init__(self, minutes: float) -> None:
+        self.total = minutes * 60
+        self.start = time.perf_counter()
+        self.reserve = max(MIN_RESERVE_S, RESERVE_SHARE * self.total)
+
+    def left(self) -> float:
+        return self.total - (time.perf_counter() - self.start)
+
+    def for_fits(self, fits: int, later: int) -> float:
+        """Seconds for ``fits`` fits now when ``later`` fits of the same size still follow."""
+        return max(1.0, (self.left() - self.reserve) * fits / (fits + later))
+
+    def used(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def train_run(source: str | Path, model_name: str, out: str | Path, config: RunConfig | None = None, *,
+              items: str | Path | None = None, overwrite: bool = False, log=print) -> TrainResult:
+    """Train ``model_name`` on ``source`` (dataset name or interactions file) into run directory ``out``."""
+    config = config or RunConfig()
+    minutes = DEFAULT_BUDGET_MINUTES if config.training.time_budget == "auto" else config.training.time_budget
+    budget = Budget(minutes)
+    klass = get_model_class(model_name)
+    for key in config.model:
+        for section, fields in (("training", TrainingConfig.model_fields), ("runtime", RuntimeConfig.model_fields)):
+            if key in fields and key not in klass.Config.model_fields:
+                raise ConfigError(f"config 'model' section: {key!r} is a {section} setting; put it in the "
+                                  f"[{section}] section")
+    model_config = validate_config(klass.Config, config.model, f"config 'model' section for {model_name!r}")
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    processing = config.data.processing
+    if klass.uses_item_content and (processing is None or processing.keep_unseen_items is None):
+        base = processing or (DATASETS[str(source)].processing if str(source) in DATASETS else ProcessingConfig())
+        processing = base.model_copy(update={"keep_unseen_items": True})
+    dataset = load_dataset(source, items=items, columns=config.data.columns, processing=processing,
+                           item_id_column=config.data.item_id_column)
+    stats = dataset.describe()
+    labels = make_split(dataset.interactions, config.split)
+    train = dataset.interactions.subset(labels == TRAIN)
+    log(f"data: {stats['users']:,} users, {stats['items']:,} items, {stats['events']:,} events "
+        f"(density {stats['density']:.4%}); split {config.split.kind}: "
+        f"{(labels == TRAIN).sum():,} train / {(labels == VALID).sum():,} valid / {(labels == TEST).sum():,} test events")
+    for step, removed in dataset.report.steps:
+        log(f"  processing removed {removed:,} events: {step}")
+    profile = DataProfile.of(train, item_text=klass.uses_item_content)
+    log(f"profile of the training part: {profile.describe()}")
+
+    seed_everything(config.training.seed)
+    eval_model = klass(model_config, training=config.training, runtime=config.runtime)
+    eval_model.attach_items(dataset.item_info, config.data.item_vectors)
+    timings["load_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fits = eval_model.fits_per_training()
+    eval_model.fit(train, Validator(dataset.interactions, labels),
+                   time_budget_s=budget.for_fits(fits, 1 if config.training.refit else 0))
+    timings["fit_s"] = time.perf_counter() - t0
+    log_choices(eval_model, log)
+    for note in eval_model.fit_notes():
+        log(note)
+
+    t0 = time.perf_counter()
+    result = evaluate(eval_model, dataset.interactions, labels, TEST, config.evaluation, progress=config.runtime.progress)
+    summary = result.summary()
+    timings["evaluate_s"] = time.perf_counter() - t0
+
+    models: dict[str, Recommender] = {"model": eval_model}
+    if config.training.refit:
+        seed_everything(config.training.seed)
+        t0 = time.perf_counter()
+        final = eval_model.refit(dataset.interactions, time_budget_s=budget.for_fits(1, 0))
+        timings["refit_s"] = time.perf_counter() - t0
+        models = {"model": final, "model-eval": eval_model}
+        log(f"refit on every event: {describe_training(final)}")
+
+    meta = {
+        "lmrec_version": lmrec.__version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": model_name,
+        "data": {"name": dataset.name, "source": str(source), "items": str(items) if items else None},
+        "dataset": stats,
+        "profile": profile.as_dict(),
+        # The evaluated model's resolved configs: what "auto" became is recorded, not "auto".
+        "config": config.model_dump(mode="json") | {"model": eval_model.config.model_dump(mode="json"),
+                                                    "training": eval_model.training.model_dump(mode="json")},
+        "auto_choices": eval_model.auto_choices,
+        "timings": timings,
+        "time_budget_s": budget.total,
+    }
+    out = write_run(Path(out), meta=meta, dataset=dataset, labels=labels, models=models, overwrite=overwrite)
+    write_report(out, summary, title=f"{model_name} on {dataset.name}", context=report_context(meta),
+                 head_fraction=config.evaluation.head_fraction)
+    timings["total_s"] = budget.used()
+    return TrainResult(out, summary, timings, stats, budget.total)
+
+
+def describe_training(model: Recommender) -> str:
+    st = model.train_state
+    if st is None:
+        return "closed form"
+    return (f"{st.epoch} epochs, {st.steps:,} steps, {st.train_seconds:.0f}s"
+            + (f", stopped by {st.stopped_by}" if st.stopped_by else ""))
+
+
+def log_choices(model: Recommender, log) -> None:
+    if model.auto_choices:
+        log("automatic settings (set any of them to override): "
+            + ", ".join(f"{k}={v}" for k, v in model.auto_choices.items()))
+    st = model.train_state
+    if st is not None:
+        log(f"fit: {describe_training(model)}; best validation NDCG@10 {st.best_score:.4f} at epoch {st.best_epoch}"
+            + (f"; validation every {st.eval_every} epochs" if st.eval_every else ""))
+
+
+def report_context(meta: dict) -> dict:
+    split = meta["config"]["split"]
+    return {
+        "model": meta["model"],
+        "dataset": f"{meta['data']['name']} ({meta['dataset']['users']:,} users, {meta['dataset']['items']:,} items, "
+                   f"{meta['dataset']['events']:,} events)",
+        "split": split["kind"],
+        "seen items excluded": meta["config"]["evaluation"]["exclude_seen"],
+        "created": meta["created"],
+    }

@@ -1,0 +1,49 @@
+"""Extension points of the training loop.
+
+Features that change how training runs (augmentation and auxiliary heads adding losses,
+differential privacy clipping per-sample gradients, distributed data parallel wrapping the
+module) plug in as hooks instead of editing every model:
+
+    wrap(trainer)               once, before the first step: may replace trainer.module / trainer.optimizer
+    extra_loss(batch, output)   per step: a term added to the model's own loss (named by ``name``)
+    after_backward(trainer)     per step, between backward and the optimizer step: gradient surgery
+    on_epoch_end(trainer, rec)  per epoch, with the epoch's record (loss, lr, validation, ...)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from lmrec.training.trainer import Trainer
+
+
+@dataclass
+class StepOutput:
+    """What a model's loss function returns: its loss and what hooks may read to add theirs
+    (e.g. ``inputs`` (B, L) tokens, ``hidden`` (B, L, D) states, ``table`` the item table)."""
+
+    loss: torch.Tensor
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+class TrainingHook:
+    """Base class: every method is a no-op, so a hook overrides only what it needs."""
+
+    name = "hook"
+
+    def wrap(self, trainer: Trainer) -> None:
+        """Called once before training (and again after resuming from a checkpoint)."""
+
+    def extra_loss(self, batch: Any, output: StepOutput) -> torch.Tensor | None:
+        """A scalar added to the step's loss, or None."""
+        return None
+
+    def after_backward(self, trainer: Trainer) -> None:
+        """Gradients are in ``trainer.module``'s parameters; the optimizer has not stepped yet."""
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
+        """``record`` is the epoch's entry of the training history; hooks may add fields to it."""
