@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine  # noqa: E402
+from _common import frozen, machine  # noqa: E402
 from sasrec import CONFIGS  # noqa: E402
 
 from lmrec.data import load_dataset  # noqa: E402
@@ -28,7 +28,8 @@ if __name__ == "__main__":
     model_name = "sasrec"
     config = CONFIGS[("ml-1m", model_name)]
     torch.manual_seed(0)
-    model = create_model(model_name, config | {"epochs": 1, "progress": False}).fit(ds.interactions)
+    model_cfg, training = frozen(model_name, config | {"epochs": 1})
+    model = create_model(model_name, model_cfg, training=training, runtime={"progress": False}).fit(ds.interactions)
     histories = ds.interactions.sequences()
     model.recommend(histories.take(np.arange(256)), 10)  # warm-up
     runs = []

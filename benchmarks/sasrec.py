@@ -42,7 +42,7 @@ if __name__ == "__main__":
     results = []
     for name, model in keys:
         config = CONFIGS[(name, model)]
-        r = run_one(name, model, config | {"progress": False})
+        r = run_one(name, model, config)
         st = r["fitted"].train_state
         epoch_s = [h["seconds"] for h in st.history]
         to_best = st.history[st.best_epoch - 1]["elapsed"]  # training + validation time up to the best epoch

@@ -26,9 +26,10 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _common import frozen  # noqa: E402
 from sasrec import CONFIGS  # noqa: E402
 
-from lmrec.config import RunConfig, TrainConfig  # noqa: E402
+from lmrec.config import RunConfig  # noqa: E402
 from lmrec.pipeline import train_run  # noqa: E402
 from lmrec.runs import Run  # noqa: E402
 from lmrec.serving.retrieval import ExactRetriever, FaissRetriever  # noqa: E402
@@ -76,8 +77,9 @@ def wrk_recommend(base: str, users: list, work: Path) -> None:
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="lmrec-serve-bench-"))
-    cfg = RunConfig(model=CONFIGS[("ml-1m", "sasrec")] | {"epochs": 1, "progress": False, "max_train_minutes": None},
-                    train=TrainConfig(refit=False))
+    model_cfg, training = frozen("sasrec", CONFIGS[("ml-1m", "sasrec")] | {"epochs": 1})
+    cfg = RunConfig.model_validate({"model": model_cfg, "training": training | {"refit": False},
+                                    "runtime": {"progress": False}})
     train_run("ml-1m", "sasrec", work / "run", cfg, log=lambda *_: None)
     run = Run.open(work / "run")
     model, histories = run.load_model(), run.dataset.interactions.sequences()

@@ -66,7 +66,7 @@ if __name__ == "__main__":
         for label, model, config in runs(dataset):
             if models and not any(m == model or m in label for m in models):
                 continue
-            r = run_one(dataset, model, config | {"progress": False}, split=PROTOCOLS[protocol])
+            r = run_one(dataset, model, config, split=PROTOCOLS[protocol])
             r["label"] = label
             s = r["summary"]
             print(f"[{protocol}] {label}: NDCG@10 {s['overall']['ndcg@10']:.4f} HR@10 {s['overall']['hr@10']:.4f} "

@@ -74,15 +74,7 @@ class Run:
         return self.dataset.interactions.sequences().take(users)
 
     def item_titles(self, items: np.ndarray) -> list[str]:
-        info = self.dataset.item_info
-        if info is None:
-            return [""] * len(items)
-        col = "title" if "title" in info.columns else next((c for c in info.columns[1:]
-                                                             if info[c].dtype == pl.String), None)
-        if col is None:
-            return [""] * len(items)
-        titles = info[col].to_list()
-        return [titles[i] if i >= 0 and titles[i] is not None else "" for i in items]
+        return item_titles(self.dataset.item_info, items)
 
     def recommend(self, users: list | None, k: int, exclude_seen: bool = True) -> pl.DataFrame:
         """``user_id, rank, item_id, score`` with original ids; ``users=None`` means every user."""
@@ -114,6 +106,17 @@ class Run:
             "score": scores[0][valid],
             "title": self.item_titles(top[0][valid]),
         })
+
+
+def item_titles(info: pl.DataFrame | None, items: np.ndarray) -> list[str]:
+    """A display name per item index: the metadata's title column (else its first text column), or ""."""
+    if info is None:
+        return [""] * len(items)
+    col = "title" if "title" in info.columns else next((c for c in info.columns[1:] if info[c].dtype == pl.String), None)
+    if col is None:
+        return [""] * len(items)
+    titles = info[col].to_list()
+    return [titles[i] if i >= 0 and titles[i] is not None else "" for i in items]
 
 
 def write_run(out: Path, *, meta: dict, dataset: Dataset, labels: np.ndarray, models: dict[str, Recommender],

@@ -9,6 +9,7 @@ from lmrec.data.splits import (
     VALID,
     LeaveOneOutConfig,
     TemporalConfig,
+    cold_items,
     eval_set,
     make_split,
     without_last_events,
@@ -82,11 +83,22 @@ def test_pipeline_fits_evaluation_model_on_training_events_only(events_csv, tmp_
 
 def test_cold_item_protocol_hides_items_everywhere_but_test(events_csv):
     data = load_dataset(events_csv).interactions
+    plain = make_split(data, LeaveOneOutConfig())
     labels = make_split(data, LeaveOneOutConfig(cold_item_fraction=0.25, cold_item_seed=1))
     hidden_items = np.unique(data.item[labels == HIDDEN])
-    assert hidden_items.size == 5  # 25% of 20 items
-    # Held-out items appear in no training or history event, only as test targets.
-    assert not np.isin(data.item[labels < TEST], hidden_items).any()
-    assert np.isin(data.item[labels == TEST], hidden_items).any()
-    es = eval_set(data, labels, TEST)
-    assert not np.isin(es.histories.values, hidden_items).any()
+    assert hidden_items.size == 10  # two groups of 25% of 20 items
+    test_group = np.unique(data.item[(labels == HIDDEN) & (plain == VALID)])
+    valid_group = np.setdiff1d(hidden_items, test_group)
+    assert test_group.size == valid_group.size == 5
+    # The test group appears in no training, validation or history event, only as test targets.
+    assert not np.isin(data.item[labels < TEST], test_group).any()
+    assert np.isin(data.item[labels == TEST], test_group).any()
+    assert not np.isin(eval_set(data, labels, TEST).histories.values, test_group).any()
+    # The validation group has no training event, but keeps its validation and test events.
+    assert not np.isin(data.item[labels == TRAIN], valid_group).any()
+    assert ((labels == plain) | ~np.isin(data.item, valid_group) | (plain == TRAIN)).all()
+    assert not np.isin(eval_set(data, labels, VALID).histories.values, valid_group).any()
+    # So each stage has its cold bucket: validation's is made of the validation group; test's holds
+    # the test group (and validation-group items that no validation event revealed).
+    assert set(cold_items(labels, data, VALID)) == set(valid_group) & set(data.item[labels == VALID])
+    assert set(test_group) & set(data.item[labels == TEST]) <= set(cold_items(labels, data, TEST)) <= set(hidden_items)

@@ -15,15 +15,16 @@ from lmrec.errors import LmrecError
 
 app = typer.Typer(
     help="lmrec: recommendations from sparse behaviour data.\n\n"
-    "Typical flow: `lmrec info --data ml-100k`, `lmrec train --data ml-100k --model ease --out runs/x`, "
-    "`lmrec evaluate --run runs/x`, `lmrec recommend --run runs/x --output recs.csv`.",
+    "Typical flow: `lmrec info --data ml-100k`, `lmrec train --data ml-100k --model sasrec --out runs/x` "
+    "(settings chosen from the data; --time-budget MINUTES), `lmrec evaluate --run runs/x`, "
+    "`lmrec recommend --run runs/x --output recs.csv`, `lmrec serve --run runs/x`.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 console = Console(stderr=True)
-DataOpt = Annotated[str, typer.Option("--data", help="dataset name (ml-100k, ml-1m, beauty) or an interactions "
-                                      "file (.csv/.tsv/.parquet/.jsonl, optionally .gz)")]
+DataOpt = Annotated[str, typer.Option("--data", help="dataset name (ml-100k, ml-1m, beauty, ml-latest-small, lastfm) "
+                                      "or an interactions file (.csv/.tsv/.parquet/.jsonl, optionally .gz)")]
 ItemsOpt = Annotated[Path | None, typer.Option("--items", help="item metadata file (id column + text/category columns)")]
 RunOpt = Annotated[Path, typer.Option("--run", help="run directory written by `lmrec train`")]
 UserCol = Annotated[str | None, typer.Option("--user-col", help="user id column (default: detected)")]
@@ -32,16 +33,36 @@ TimeCol = Annotated[str | None, typer.Option("--time-col", help="timestamp colum
 RatingCol = Annotated[str | None, typer.Option("--rating-col", help="rating/weight column, if any")]
 
 
+DEBUG = {"on": False}
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="show Python tracebacks instead of one-line errors")]
+         = False) -> None:
+    """lmrec: recommendations from sparse behaviour data."""
+    DEBUG["on"] = debug
+
+
 def friendly_errors(fn):
-    """Known errors become one red line and exit code 2, not a traceback."""
+    """Errors become one red line, not a traceback (``lmrec --debug ...`` shows it): exit code 2
+    for errors in what the user gave (files, columns, config, ids), 1 for anything unexpected."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except LmrecError as exc:
-            console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
-            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            console.print("[bold red]interrupted[/]")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if DEBUG["on"]:
+                raise
+            known = isinstance(exc, LmrecError)
+            what = str(exc) if known else f"unexpected {type(exc).__name__}: {exc} (run `lmrec --debug ...` for details)"
+            console.print(f"[bold red]error:[/] {what}", soft_wrap=True, highlight=False)
+            raise typer.Exit(2 if known else 1) from None
 
     return wrapper
 
@@ -271,7 +292,7 @@ def serve(
     torch.set_num_threads(threads)
     r = Run.open(run)
     state = ServiceState(r, EventStore(db or r.path / "events.db"), fallback=fallback, retrieval=retrieval)
-    console.print(f"serving {r.model_name} ({len(state.items):,} items, {len(state.histories):,} users, "
+    console.print(f"serving {r.model_name} ({len(state.catalogue.items):,} items, {state.n_users:,} users, "
                   f"{state.events_replayed:,} stored events replayed) on http://{host}:{port}")
     uvicorn.run(create_app(state, api_key=api_key), host=host, port=port, log_level="warning")
 
@@ -279,11 +300,12 @@ def serve(
 @app.command()
 def models() -> None:
     """List the available models."""
-    from lmrec.models.registry import get_model_class, model_names
+    from lmrec.models.registry import ALIASES, get_model_class, model_names
 
+    aliases = {target: alias for alias, target in ALIASES.items()}
     for name in model_names():
         doc = (get_model_class(name).__doc__ or "").strip().splitlines()[0]
-        Console().print(f"[bold]{name}[/]: {doc}")
+        Console().print(f"[bold]{name}[/]" + (f" (or {aliases[name]})" if name in aliases else "") + f": {doc}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,8 @@ encodes new or changed items.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -27,19 +29,22 @@ class MissingExtraError(LmrecError, ImportError):
     """An optional dependency is not installed; the message gives the install command."""
 
 
-def item_texts(item_info: pl.DataFrame, columns: list[str] | None = None) -> list[str]:
-    """One text per item row: the title first, then ``column: value`` for the other columns.
-
-    ``columns=None`` takes every string column (the id column excluded). Multi-valued fields
-    written as ``a|b`` become ``a, b``.
-    """
-    available = [c for c in item_info.columns[1:] if item_info[c].dtype == pl.String]
+def text_columns(item_info: pl.DataFrame, columns: list[str] | None = None) -> list[str]:
+    """The columns whose text describes an item: ``columns`` (checked), or by default every string
+    column that holds words: the id column and columns of codes (no value with a space, nearly all
+    distinct: ASINs, SKUs, URLs) are left out. Title first: it carries most meaning."""
     if columns is None:
-        columns = available
+        columns = [c for c in item_info.columns[1:] if item_info[c].dtype == pl.String and not _codes(item_info[c])]
     unknown = [c for c in columns if c not in item_info.columns]
     if unknown:
         raise LmrecError(f"text column(s) {unknown} not in the items file; it has {item_info.columns[1:]}")
-    columns = sorted(columns, key=lambda c: c != "title")  # title first: it carries most meaning
+    return sorted(columns, key=lambda c: c != "title")
+
+
+def item_texts(item_info: pl.DataFrame, columns: list[str] | None = None) -> list[str]:
+    """One text per item row: the title first, then ``column: value`` for the other text columns
+    (see :func:`text_columns`). Multi-valued fields written as ``a|b`` become ``a, b``."""
+    columns = text_columns(item_info, columns)
     texts = []
     for row in item_info.select(columns).iter_rows():
         parts = []
@@ -50,6 +55,13 @@ def item_texts(item_info: pl.DataFrame, columns: list[str] | None = None) -> lis
             parts.append(value if col == "title" else f"{col}: {value}")
         texts.append(". ".join(parts))
     return texts
+
+
+def _codes(values: pl.Series) -> bool:
+    """True for a column of identifiers rather than text (judged on 20 values or more)."""
+    present = values.drop_nulls()
+    return (present.len() >= 20 and not present.str.contains(r"\s").any()
+            and present.n_unique() >= 0.9 * present.len())
 
 
 def resolve_model(name: str) -> str:
@@ -65,6 +77,60 @@ def resolve_model(name: str) -> str:
 
 def _cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lmrec" / "embeddings"
+
+
+class EmbeddingCache:
+    """Vectors by key in one ``.npz`` file, safe with several processes at once.
+
+    Writers take an exclusive lock on a lock file, re-read the cache, add their rows and replace
+    the file atomically (write to a temporary name, then rename); readers take a shared lock. So a
+    reader never sees keys and vectors of different writes, and no writer loses another's rows.
+    """
+
+    FILE = "cache.npz"
+
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory)
+
+    @contextlib.contextmanager
+    def _locked(self, exclusive: bool):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with (self.dir / ".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _read(self) -> tuple[np.ndarray, np.ndarray]:
+        path = self.dir / self.FILE
+        if not path.exists():
+            return np.zeros(0, dtype="S64"), np.zeros((0, 0), dtype=np.float32)
+        with np.load(path, allow_pickle=False) as data:
+            return data["keys"], data["vectors"]
+
+    def get(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
+        """The cached vectors of those ``keys`` that are in the cache."""
+        if not (self.dir / self.FILE).exists():
+            return {}
+        with self._locked(exclusive=False):
+            cached_keys, vectors = self._read()
+        index = {k: i for i, k in enumerate(cached_keys.tolist())}
+        return {k: vectors[index[k]] for k in keys if k in index}
+
+    def put(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        with self._locked(exclusive=True):
+            cached_keys, cached = self._read()
+            known = set(cached_keys.tolist())
+            fresh = [j for j, k in enumerate(keys) if k not in known]
+            if not fresh:
+                return
+            new_keys = np.array([keys[j] for j in fresh], dtype="S64")
+            cached_keys = np.concatenate([cached_keys, new_keys])
+            cached = vectors[fresh] if cached.size == 0 else np.concatenate([cached, vectors[fresh]])
+            tmp = self.dir / f".{self.FILE}.{os.getpid()}.tmp.npz"
+            np.savez(tmp, keys=cached_keys, vectors=cached)
+            os.replace(tmp, self.dir / self.FILE)
 
 
 class TextEncoder:
@@ -97,37 +163,20 @@ class TextEncoder:
     def _key(self, text: str) -> bytes:
         return hashlib.sha256(f"{self.model_name}\0{text}".encode()).hexdigest().encode()
 
-    def _read_cache(self) -> tuple[np.ndarray, np.ndarray]:
-        keys, vecs = self.cache_dir / "keys.npy", self.cache_dir / "vectors.npy"
-        if keys.exists() and vecs.exists():
-            return np.load(keys, allow_pickle=False), np.load(vecs, allow_pickle=False)
-        return np.zeros(0, dtype="S64"), np.zeros((0, 0), dtype=np.float32)
-
-    def _write_cache(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        for name, arr in (("vectors.npy", vectors), ("keys.npy", keys)):  # keys last: they validate vectors
-            tmp = self.cache_dir / f".{name}.tmp.npy"
-            np.save(tmp, arr, allow_pickle=False)
-            os.replace(tmp, self.cache_dir / name)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) embeddings, from the cache where possible."""
-        keys = np.array([self._key(t) for t in texts], dtype="S64")
-        cached_keys, cached = self._read_cache()
-        if cached_keys.size != len(cached):
-            cached_keys, cached = cached_keys[:0], cached[:0]  # a torn cache is ignored, then rewritten
-        index = {k: i for i, k in enumerate(cached_keys.tolist())}
-        missing = [i for i, k in enumerate(keys.tolist()) if k not in index]
+        keys = [self._key(t) for t in texts]
+        cache = EmbeddingCache(self.cache_dir)
+        found = cache.get(keys)
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in found))
         if missing:
-            new_texts = list(dict.fromkeys(texts[i] for i in missing))
-            new = self._load().encode(new_texts, batch_size=self.batch_size, show_progress_bar=self.progress,
+            new = self._load().encode(missing, batch_size=self.batch_size, show_progress_bar=self.progress,
                                       convert_to_numpy=True, normalize_embeddings=True).astype(np.float32)
-            new_keys = np.array([self._key(t) for t in new_texts], dtype="S64")
-            cached = new if cached.size == 0 else np.concatenate([cached, new])
-            cached_keys = np.concatenate([cached_keys, new_keys])
-            self._write_cache(cached_keys, cached)
-            index = {k: i for i, k in enumerate(cached_keys.tolist())}
-        return cached[[index[k] for k in keys.tolist()]]
+            new_keys = [self._key(t) for t in missing]
+            cache.put(new_keys, new)
+            found |= dict(zip(new_keys, new, strict=True))
+        return np.stack([found[k] for k in keys]) if keys else np.zeros((0, 0), dtype=np.float32)
 
 
 def encode_catalogue(item_info: pl.DataFrame | None, *, model: str, columns: list[str] | None, progress: bool,

@@ -21,8 +21,10 @@ HIDDEN = 3  # removed from the data: neither training, history nor target
 class _SplitBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
     cold_item_fraction: float = Field(
-        0.0, ge=0, lt=1, description="cold-item protocol: hold out this share of items from training entirely; "
-        "they stay in the catalogue and only their test events remain (as targets)")
+        0.0, ge=0, lt=0.5, description="cold-item protocol: hold out this share of items from training entirely; "
+        "they stay in the catalogue and only their test events remain (as targets). A second, disjoint group of "
+        "the same size is held out until validation (only its validation and test events remain), so that "
+        "validation has cold targets too and choices for cold items are made there, never on test")
     cold_item_seed: int = 0
 
 
@@ -99,14 +101,31 @@ def without_last_events(data: Interactions) -> Interactions:
 
 
 def hold_out_items(data: Interactions, labels: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
-    """Make a random ``fraction`` of items cold: every event of theirs becomes HIDDEN except test
-    events, so no model learns from them and no history contains them, yet they remain targets."""
+    """Make two disjoint random groups of ``fraction`` of the items cold.
+
+    Test group: every event becomes HIDDEN except test events, so no model learns from them and no
+    history contains them, yet they remain test targets. Validation group: every event before
+    validation becomes HIDDEN, so they are cold validation targets (what choices for cold items
+    are made on); their validation events are then history at test time like any other.
+    """
     rng = np.random.default_rng(seed)
     present = np.unique(data.item)
-    cold = rng.choice(present, size=int(round(fraction * present.size)), replace=False)
+    n = int(round(fraction * present.size))
+    cold_test = rng.choice(present, size=n, replace=False)  # drawn first: the same group as before
+    cold_valid = rng.choice(np.setdiff1d(present, cold_test), size=n, replace=False)
     out = labels.copy()
-    out[np.isin(data.item, cold) & (labels != TEST)] = HIDDEN
+    out[np.isin(data.item, cold_test) & (labels != TEST)] = HIDDEN
+    out[np.isin(data.item, cold_valid) & (labels == TRAIN)] = HIDDEN
     return out
+
+
+def cold_items(labels: np.ndarray, data: Interactions, stage: int) -> np.ndarray:
+    """Items that have events at ``stage`` but none before it (the cold bucket's items)."""
+    before = np.zeros(data.n_items, dtype=bool)
+    before[data.item[labels < stage]] = True
+    at = np.zeros(data.n_items, dtype=bool)
+    at[data.item[labels == stage]] = True
+    return np.flatnonzero(at & ~before)
 
 
 def make_split(data: Interactions, config: LeaveOneOutConfig | TemporalConfig) -> np.ndarray:

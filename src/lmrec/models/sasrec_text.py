@@ -36,7 +36,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from lmrec.content.encoder import DEFAULT_MODEL, check_attached
+from lmrec.content.encoder import DEFAULT_MODEL, check_attached, text_columns
 from lmrec.content.vectors import Whitening, catalogue_vectors, new_item_vectors
 from lmrec.data.profile import DataProfile
 from lmrec.data.sequences import Interactions, Sequences
@@ -170,6 +170,9 @@ class SASRecText(SASRec):
 
     def attach_items(self, item_info: pl.DataFrame | None, item_vectors: list[str] | tuple[str, ...] = ()) -> None:
         """Content vector of every catalogue item: its text embedding, then any extra modality vectors."""
+        if item_info is not None:  # resolved once, so items added later are described by the same columns
+            self.config = self.config.model_copy(update={"text_columns": text_columns(item_info,
+                                                                                      self.config.text_columns)})
         cfg = self.config
         self.text_vectors, self.whitening = catalogue_vectors(
             item_info, encoder=cfg.encoder, columns=cfg.text_columns, item_vectors=list(item_vectors),

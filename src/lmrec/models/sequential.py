@@ -122,19 +122,23 @@ class SequentialRecommender(Recommender, VectorScorer):
             valid = valid.subsample(n)
         return lambda: valid(self)
 
-    def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
+    def setup(self, train: Interactions) -> None:
+        """What ``fit`` does before the first step: resolve "auto", prepare the model's data-dependent
+        state, build the network and the batches (also what step-timing benchmarks call)."""
         self.resolve_auto(train)
-        tcfg = self.training
         self._seed = int(torch.initial_seed() % (2**31))
         self.n_items = train.n_items
         self._prepare(train)
         self.net = self.build_net(train.n_items)
         self._batches = LengthBucketedBatches(train.sequences(), max_len=self.config.max_len,
-                                              batch_size=tcfg.batch_size, random_window=tcfg.window == "random",
-                                              seed=self._seed)
-        budget = time_budget_s if time_budget_s is not None else tcfg.time_budget * 60
-        trainer = Trainer(self.net, self._batches, self._loss, tcfg, self._validator(valid), runtime=self.runtime,
-                          time_budget_s=budget, follow=self._follow, hooks=self.hooks)
+                                              batch_size=self.training.batch_size,
+                                              random_window=self.training.window == "random", seed=self._seed)
+
+    def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
+        self.setup(train)
+        budget = time_budget_s if time_budget_s is not None else self.training.time_budget * 60
+        trainer = Trainer(self.net, self._batches, self._loss, self.training, self._validator(valid),
+                          runtime=self.runtime, time_budget_s=budget, follow=self._follow, hooks=self.hooks)
         trainer.load_checkpoint()
         self.train_state = trainer.fit()
         return self

@@ -15,7 +15,7 @@ import polars as pl
 import torch
 from pydantic import Field
 
-from lmrec.content.encoder import DEFAULT_MODEL, check_attached
+from lmrec.content.encoder import DEFAULT_MODEL, check_attached, text_columns
 from lmrec.content.vectors import Whitening, catalogue_vectors, new_item_vectors
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.models.base import ModelConfig, Recommender, Validator
@@ -58,6 +58,9 @@ class TextKNN(Recommender):
         self.whitening: Whitening | None = None
 
     def attach_items(self, item_info: pl.DataFrame | None, item_vectors: list[str] | tuple[str, ...] = ()) -> None:
+        if item_info is not None:  # resolved once, so items added later are described by the same columns
+            self.config = self.config.model_copy(update={"text_columns": text_columns(item_info,
+                                                                                      self.config.text_columns)})
         cfg = self.config
         self.vectors, self.whitening = catalogue_vectors(
             item_info, encoder=cfg.encoder, columns=cfg.text_columns, item_vectors=list(item_vectors),

@@ -1,12 +1,19 @@
-"""What the service holds in memory: the served model, every user's history, popularity.
+"""What the service holds in memory: the served model and catalogue, every user's history, popularity.
 
 Histories start from the run's data and replay the event store, so a restarted service
 recommends exactly as before the restart. New events update a user's history at once; the
 sequence model simply re-encodes the longer history at the next request.
+
+Concurrency: writes (events, items) are serialised by one lock and applied in memory in the
+order they are committed to the store, so replaying the store rebuilds exactly the served state.
+The catalogue (model, retriever, vocabulary, titles) is never changed in place: adding items
+builds a new one and swaps it in, so a request that picked up a catalogue uses one consistent
+version from start to end and never waits for a writer.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from dataclasses import dataclass
@@ -15,8 +22,10 @@ import numpy as np
 import polars as pl
 
 from lmrec.data.sequences import Sequences
+from lmrec.data.vocab import Vocabulary
 from lmrec.errors import LmrecError
-from lmrec.runs import Run
+from lmrec.models.base import Recommender
+from lmrec.runs import Run, item_titles
 from lmrec.serving.retrieval import make_retriever
 from lmrec.serving.store import EventStore
 
@@ -34,116 +43,139 @@ class Recommendation:
     title: str
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """One consistent version of everything a request reads about items."""
+
+    model: Recommender
+    retriever: object
+    items: Vocabulary
+    index: dict[str, int]  # the text form of an original id -> item index (ids arrive as text or numbers)
+    info: pl.DataFrame | None  # metadata rows in index order
+    titles: list[str]
+    counts: np.ndarray  # training events per item
+    popular: np.ndarray  # item indices by count, most first
+
+    @classmethod
+    def build(cls, model: Recommender, items: Vocabulary, info: pl.DataFrame | None, counts: np.ndarray,
+              retrieval: str) -> Catalogue:
+        return cls(model, make_retriever(model, retrieval), items, {str(i): j for j, i in enumerate(items.ids)}, info,
+                   item_titles(info, np.arange(len(items))), counts, np.argsort(-counts, kind="stable"))
+
+    def with_items(self, rows: list[dict], retrieval: str) -> Catalogue:
+        """A new catalogue with ``rows`` appended (content models represent them by their content)."""
+        columns = self.info.columns[1:] if self.info is not None else sorted({k for r in rows for k in r} - {"item_id"})
+        new = pl.DataFrame({"item": [self.items.coerce(r["item_id"]) for r in rows]}
+                           | {c: [None if r.get(c) is None else str(r.get(c)) for r in rows] for c in columns})
+        if self.info is not None:
+            new = new.cast(dict(self.info.schema), strict=False)
+        model = copy.deepcopy(self.model)
+        model.add_items(new)  # raises for models that cannot represent an item by content
+        items = Vocabulary(list(self.items.ids))
+        items.extend(new["item"].to_list())
+        info = new if self.info is None else pl.concat([self.info, new], how="vertical_relaxed")
+        return Catalogue.build(model, items, info, np.concatenate([self.counts, np.zeros(len(rows), self.counts.dtype)]),
+                               retrieval)
+
+
 class ServiceState:
     def __init__(self, run: Run, store: EventStore, *, fallback: str = "popularity", retrieval: str = "auto") -> None:
         if fallback not in ("popularity", "empty"):
             raise LmrecError(f"fallback must be 'popularity' or 'empty', got {fallback!r}")
-        self.run, self.store, self.fallback = run, store, fallback
-        self.model = run.load_model()
-        self.retrieval = retrieval
-        self.retriever = make_retriever(self.model, retrieval)
-        self.items = run.dataset.items
-        # Path parameters and JSON bodies carry ids as text or numbers; match on the text form.
-        self._index = {str(i): idx for idx, i in enumerate(self.items.ids)}
-        self._lock = threading.Lock()
-        self.item_counts = run.dataset.interactions.item_counts()
-        self.titles = run.item_titles(np.arange(len(self.items)))  # kept in memory: read on every request
-        for item_id, fields in store.items():  # items added over the API since the run was trained
-            self._append_items([{"item_id": item_id, **json.loads(fields)}])
+        self.run, self.store, self.fallback, self.retrieval = run, store, fallback, retrieval
+        self._write = threading.Lock()  # one writer at a time: store order == memory order
+        self._histories_lock = threading.Lock()  # short: guards the history lists
+        self.catalogue = Catalogue.build(run.load_model(), Vocabulary(list(run.dataset.items.ids)),
+                                         run.dataset.item_info, run.dataset.interactions.item_counts(), retrieval)
+        stored_items = [{"item_id": item_id, **json.loads(fields)} for item_id, fields in store.items()]
+        if stored_items:  # items added over the API since the run was trained
+            self.catalogue = self.catalogue.with_items(stored_items, retrieval)
         seqs = run.dataset.interactions.sequences()
         self.histories: dict[str, list[int]] = {
             str(uid): seqs[u].tolist() for u, uid in enumerate(run.dataset.users.ids)}
-        self.popular = np.argsort(-self.item_counts, kind="stable")
         self.events_replayed = 0
         for user_id, item_id, _, _ in store.all():
-            self.histories.setdefault(user_id, []).append(self._index[item_id])
+            self.histories.setdefault(user_id, []).append(self.catalogue.index[item_id])
             self.events_replayed += 1
 
-    def item_index(self, item_id, field: str = "item_id") -> int:
-        idx = self._index.get(str(item_id))
+    @property
+    def n_users(self) -> int:
+        return len(self.histories)
+
+    def item_index(self, item_id, field: str = "item_id", catalogue: Catalogue | None = None) -> int:
+        idx = (catalogue or self.catalogue).index.get(str(item_id))
         if idx is None:
             raise UnknownIdError(field, item_id)
         return idx
 
     def add_events(self, events: list[tuple[str, object, int, str | None]]) -> int:
-        """Validate every item first, then store the batch durably, then update histories."""
-        indices = [self.item_index(e[1], f"events[{j}].item_id") for j, e in enumerate(events)]
-        self.store.append([(str(u), str(i), int(t), typ) for u, i, t, typ in events])
-        with self._lock:
-            for (user_id, _, _, _), idx in zip(events, indices, strict=True):
-                self.histories.setdefault(str(user_id), []).append(idx)
+        """Validate every item first, then store the batch durably, then update histories, in
+        store order (writers are serialised)."""
+        with self._write:
+            cat = self.catalogue  # items are only added under this lock: ids checked here stay valid
+            indices = [self.item_index(e[1], f"events[{j}].item_id", cat) for j, e in enumerate(events)]
+            self.store.append([(str(u), str(i), int(t), typ) for u, i, t, typ in events])
+            with self._histories_lock:
+                for (user_id, _, _, _), idx in zip(events, indices, strict=True):
+                    self.histories.setdefault(str(user_id), []).append(idx)
         return len(events)
 
     def history(self, user_id: str) -> list[int] | None:
-        with self._lock:
+        with self._histories_lock:
             h = self.histories.get(str(user_id))
             return list(h) if h is not None else None
 
-    def _titles(self, idx: np.ndarray) -> list[str]:
-        return [self.titles[i] for i in idx]
+    @staticmethod
+    def _recommendations(cat: Catalogue, idx: np.ndarray, scores: np.ndarray) -> list[Recommendation]:
+        return [Recommendation(i, float(s), cat.titles[j]) for i, j, s in zip(cat.items.decode(idx), idx, scores,
+                                                                               strict=True)]
 
-    def recommend_history(self, history: list[int], k: int, exclude_seen: bool = True) -> list[Recommendation]:
-        top, scores = self.retriever.recommend(Sequences.from_lists([history]), k, exclude_seen=exclude_seen)
+    def recommend_history(self, history: list[int], k: int, exclude_seen: bool = True,
+                          catalogue: Catalogue | None = None) -> list[Recommendation]:
+        cat = catalogue or self.catalogue
+        top, scores = cat.retriever.recommend(Sequences.from_lists([history]), k, exclude_seen=exclude_seen)
         keep = top[0] >= 0
-        idx, sc = top[0][keep], scores[0][keep]
-        return [Recommendation(i, float(s), t) for i, s, t in zip(self.items.decode(idx), sc, self._titles(idx),
-                                                                   strict=True)]
+        return self._recommendations(cat, top[0][keep], scores[0][keep])
 
     def recommend_user(self, user_id: str, k: int) -> tuple[list[Recommendation], str]:
+        cat = self.catalogue
         history = self.history(user_id)
         if history:
-            return self.recommend_history(history, k), "model"
+            return self.recommend_history(history, k, catalogue=cat), "model"
         if self.fallback == "empty":
             return [], "unknown-user"
-        idx = self.popular[:k]
-        return [Recommendation(i, float(self.item_counts[j]), t) for i, j, t in zip(self.items.decode(idx), idx,
-                                                                          self._titles(idx), strict=True)], "popularity"
+        idx = cat.popular[:k]
+        return self._recommendations(cat, idx, cat.counts[idx].astype(float)), "popularity"
 
     def similar(self, item_id, k: int) -> list[Recommendation]:
-        idx = self.item_index(item_id)
-        top, scores = self.model.similar_items(np.array([idx]), k)
+        cat = self.catalogue
+        top, scores = cat.model.similar_items(np.array([self.item_index(item_id, catalogue=cat)]), k)
         keep = top[0] >= 0
-        return [Recommendation(i, float(s), t) for i, s, t in zip(self.items.decode(top[0][keep]), scores[0][keep],
-                                                                   self._titles(top[0][keep]), strict=True)]
+        return self._recommendations(cat, top[0][keep], scores[0][keep])
 
     def item_info(self, item_id) -> dict:
-        idx = self.item_index(item_id)
-        info = self.run.dataset.item_info
-        row = {} if info is None else {k: v for k, v in info.row(idx, named=True).items() if k != "item"}
-        return {"item_id": self.items.ids[idx], **row,
-                "training_events": int(self.item_counts[idx])}
-
-    def _append_items(self, rows: list[dict]) -> None:
-        info = self.run.dataset.item_info
-        columns = info.columns[1:] if info is not None else sorted({k for r in rows for k in r} - {"item_id"})
-        new = pl.DataFrame({"item": [self.items.coerce(r["item_id"]) for r in rows]}
-                           | {c: [None if r.get(c) is None else str(r.get(c)) for r in rows] for c in columns})
-        if info is not None:
-            new = new.cast(dict(info.schema), strict=False)
-        self.model.add_items(new)  # raises for models that cannot represent an item by content
-        self.items.extend(new["item"].to_list())
-        self.run.dataset.item_info = new if info is None else pl.concat([info, new], how="vertical_relaxed")
-        self.titles = self.run.item_titles(np.arange(len(self.items)))
-        start = len(self._index)
-        self._index.update({str(i): start + j for j, i in enumerate(new["item"].to_list())})
-        self.item_counts = np.concatenate([self.item_counts, np.zeros(len(rows), dtype=self.item_counts.dtype)])
-        self.retriever = make_retriever(self.model, self.retrieval)
+        cat = self.catalogue
+        idx = self.item_index(item_id, catalogue=cat)
+        row = {} if cat.info is None else {k: v for k, v in cat.info.row(idx, named=True).items() if k != "item"}
+        return {"item_id": cat.items.ids[idx], **row, "training_events": int(cat.counts[idx])}
 
     def add_items(self, rows: list[dict]) -> int:
         """Make new items recommendable at once (content models), stored durably first."""
-        if not self.model.uses_item_content:
+        if not self.catalogue.model.uses_item_content:
             raise LmrecError(f"model {self.run.model_name!r} represents items by their events only; adding items "
                              "needs a content model (text-knn, sasrec-text)")
-        for j, r in enumerate(rows):
-            if str(r["item_id"]) in self._index:
-                raise LmrecError(f"items[{j}].item_id: item {r['item_id']!r} already exists")
-        with self._lock:
+        with self._write:
+            cat = self.catalogue
+            for j, r in enumerate(rows):
+                if str(r["item_id"]) in cat.index:
+                    raise LmrecError(f"items[{j}].item_id: item {r['item_id']!r} already exists")
             self.store.add_items([(str(r["item_id"]), json.dumps({k: v for k, v in r.items() if k != "item_id"}))
                                   for r in rows])
             try:
-                self._append_items(rows)
+                new = cat.with_items(rows, self.retrieval)
             except BaseException:
                 # Unacknowledged: take the rows back out so a restart does not replay a failing item.
                 self.store.delete_items([str(r["item_id"]) for r in rows])
                 raise
+            self.catalogue = new  # one reference swap: readers see the old or the new catalogue, whole
         return len(rows)

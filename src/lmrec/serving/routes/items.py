@@ -42,4 +42,4 @@ def add_items(body: NewItems, state: ServiceState = Depends(get_state)) -> dict:
         n = state.add_items([item.model_dump() for item in body.items])
     except LmrecError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
-    return {"added": n, "catalogue_size": len(state.items)}
+    return {"added": n, "catalogue_size": len(state.catalogue.items)}

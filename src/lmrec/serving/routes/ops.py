@@ -21,8 +21,8 @@ def observe(route: str, method: str, status: int, seconds: float) -> None:
 
 @router.get("/health")
 def health(state: ServiceState = Depends(get_state)) -> dict:
-    return {"status": "ok", "model": state.run.model_name, "items": len(state.items),
-            "users": len(state.histories), "events_stored": state.store.count()}
+    return {"status": "ok", "model": state.run.model_name, "items": len(state.catalogue.items),
+            "users": state.n_users, "events_stored": state.store.count()}
 
 
 @router.get("/metrics")

@@ -1,0 +1,120 @@
+"""Benchmark: what a user gets without a config, next to the frozen configs, and the refit check.
+
+For each (dataset, model):
+- no config: the whole `lmrec train --data D --model M` command (library call ``train_run`` with
+  an empty RunConfig: every setting "auto", the default time budget), its wall time, and the
+  test metrics of the evaluated (early-stopped) model;
+- refit check: the served model's procedure (fresh weights, the evaluated run's best epoch
+  count, each step at the learning rate the evaluated run had at the same point, no validation)
+  applied to the training part alone with another seed, evaluated on test: it should reach the
+  early-stopped model's NDCG@10 within 2%;
+- frozen: the frozen config of benchmarks/sasrec.py / text.py (or FROZEN below), fit + test.
+
+Protocol: leave-one-out, full ranking, seen items excluded (as everywhere).
+
+    .venv/bin/python benchmarks/defaults.py ml-100k                  # sasrec: no config, refit check, frozen
+    .venv/bin/python benchmarks/defaults.py beauty:sasrec-text       # the content model
+    .venv/bin/python benchmarks/defaults.py ml-1m no-config refit    # only some parts
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine, markdown_rows, run_one  # noqa: E402
+from sasrec import CONFIGS as SEQ  # noqa: E402
+from text import runs as text_runs  # noqa: E402
+
+from lmrec.config import RunConfig  # noqa: E402
+from lmrec.data.splits import TEST, TRAIN  # noqa: E402
+from lmrec.evaluation import EvalConfig, evaluate  # noqa: E402
+from lmrec.pipeline import seed_everything, train_run  # noqa: E402
+from lmrec.runs import Run  # noqa: E402
+from lmrec.training.config import RuntimeConfig  # noqa: E402
+
+# Frozen configs of the two datasets that had none: picked on validation NDCG@10 among the
+# ML-100K-like (dropout 0.2) and Beauty-like (dropout 0.5, weight decay 0.1) settings, each
+# with max length 50 and 200 (docs/benchmarks.md, ninth session), 12-minute budget.
+_TUNED = {"d_model": 64, "n_layers": 2, "n_heads": 2, "batch_size": 64, "lr": 2e-3, "lr_schedule": "cosine",
+          "warmup_steps": 30, "init_std": 0.02, "bf16": True, "eval_every": 2, "patience": 5, "epochs": 400,
+          "loss_norm": "epoch", "max_train_minutes": 12}
+FROZEN = {
+    ("ml-100k", "sasrec"): SEQ[("ml-100k", "sasrec")],
+    ("ml-1m", "sasrec"): SEQ[("ml-1m", "sasrec")],
+    ("beauty", "sasrec"): SEQ[("beauty", "sasrec")],
+    ("beauty", "sasrec-text"): next(c for label, _, c in text_runs("beauty") if "fused" in label),
+    ("ml-1m", "sasrec-text"): next(c for label, _, c in text_runs("ml-1m") if "fused" in label),
+    ("ml-latest-small", "sasrec"): _TUNED | {"max_len": 200, "dropout": 0.5, "weight_decay": 0.1},
+    ("lastfm", "sasrec"): _TUNED | {"max_len": 50, "dropout": 0.5, "weight_decay": 0.1},
+}
+PARTS = ("no-config", "refit", "frozen")
+
+
+def no_config(dataset: str, model: str, work: Path) -> dict:
+    config = RunConfig.model_validate({"runtime": {"progress": False}})
+    t0 = time.perf_counter()
+    result = train_run(dataset, model, work / "run", config, log=lambda line: print("   ", line, flush=True))
+    wall = time.perf_counter() - t0
+    meta = json.loads((result.run_dir / "run.json").read_text())
+    return {"dataset": dataset, "model": model, "label": f"{model}, no config", "summary": result.summary,
+            "fit_s": wall, "eval_s": result.timings["evaluate_s"], "run_dir": result.run_dir, "timings": result.timings,
+            "auto": meta["auto_choices"]}
+
+
+def refit_check(run_dir: Path, seed: int = 1) -> dict:
+    run = Run.open(run_dir)
+    evaluated = run.load_model("eval")
+    evaluated.runtime = RuntimeConfig(progress=False)
+    train = run.dataset.interactions.subset(run.labels == TRAIN)
+    seed_everything(seed)
+    t0 = time.perf_counter()
+    refitted = evaluated.refit(train)
+    fit_s = time.perf_counter() - t0
+    summary = evaluate(refitted, run.dataset.interactions, run.labels, TEST, EvalConfig(ks=[10])).summary()
+    st = refitted.train_state
+    print(f"    refit procedure on the training part (seed {seed}): {st.epoch} epochs, {st.steps} steps, "
+          f"{fit_s:.0f}s", flush=True)
+    return {"dataset": run.dataset.name, "model": run.model_name, "label": f"{run.model_name}, refit procedure",
+            "summary": summary, "fit_s": fit_s, "eval_s": 0.0}
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    parts = [a for a in args if a in PARTS] or list(PARTS)
+    wanted = [a for a in args if a not in PARTS]
+    keys = [k for k in FROZEN if not wanted or f"{k[0]}:{k[1]}" in wanted or (k[0] in wanted and k[1] == "sasrec")]
+    for dataset, model in keys:
+        work = Path(tempfile.mkdtemp(prefix="lmrec-defaults-"))
+        rows = []
+        try:
+            if "no-config" in parts or "refit" in parts:
+                r = no_config(dataset, model, work)
+                t = r["timings"]
+                print(f"[{dataset} {model}] no config: NDCG@10 {r['summary']['overall']['ndcg@10']:.4f}, "
+                      f"{r['fit_s']:.0f}s in all (fit {t['fit_s']:.0f}, refit {t.get('refit_s', 0):.0f}, "
+                      f"evaluate {t['evaluate_s']:.0f})", flush=True)
+                rows.append(r)
+                if "refit" in parts:
+                    rows.append(refit_check(r["run_dir"]))
+                    ratio = rows[-1]["summary"]["overall"]["ndcg@10"] / r["summary"]["overall"]["ndcg@10"]
+                    print(f"[{dataset} {model}] refit procedure / early-stopped NDCG@10: {ratio:.3f}", flush=True)
+            if "frozen" in parts:
+                r = run_one(dataset, model, FROZEN[(dataset, model)])
+                r["label"] = f"{model}, frozen config"
+                print(f"[{dataset} {model}] frozen: NDCG@10 {r['summary']['overall']['ndcg@10']:.4f}, "
+                      f"fit {r['fit_s']:.0f}s", flush=True)
+                rows.append(r)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(f"\n### {dataset}, {model}\nmachine: {machine()}\n(fit s: the whole command for the no-config row)\n")
+        print(markdown_rows(rows), flush=True)
+
+
+if __name__ == "__main__":
+    main()
