@@ -145,3 +145,51 @@ def test_sasrec_text_with_item_vectors_from_the_cli(tmp_path, events_csv):
     res = invoke("train", "--data", events_csv, "--items", items, "--model", "sasrec-text", "--out", tmp_path / "r2",
                  "--item-vectors", tmp_path / "img.npy", "--config", cfg)
     assert res.exit_code != 0 and "img.ids.txt" in res.output
+
+
+def test_train_without_config_prints_the_profile_and_the_settings_it_chose(tmp_path, events_csv):
+    out = tmp_path / "run"
+    res = invoke("train", "--data", events_csv, "--model", "sasrec", "--out", out, "--time-budget", 0.5)
+    assert res.exit_code == 0, res.output
+    assert "profile of the training part: 30 users" in res.output and "automatic settings" in res.output
+    assert "of 0.5 budgeted minutes" in res.output
+    meta = json.loads((out / "run.json").read_text())
+    # The run records what "auto" became (a user who sets a value gets exactly it; see below).
+    assert meta["config"]["training"]["time_budget"] == 0.5 and meta["config"]["model"]["max_len"] == 20
+    assert meta["auto_choices"]["model.dropout"] == meta["config"]["model"]["dropout"] == 0.5  # sparse fixture
+    assert json.loads((out / "model" / "config.json").read_text())["config"]["dropout"] == 0.5
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[model]\ndropout = 0.3\n[training]\nlr = 0.01\nepochs = 2\n")
+    res = invoke("train", "--data", events_csv, "--model", "sasrec", "--out", tmp_path / "r2", "--config", cfg)
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "r2" / "run.json").read_text())
+    assert meta["config"]["model"]["dropout"] == 0.3 and meta["config"]["training"]["lr"] == 0.01
+    assert "model.dropout" not in meta["auto_choices"] and "training.lr" not in meta["auto_choices"]
+
+
+def test_a_training_setting_in_the_model_section_says_where_it_belongs(tmp_path, events_csv):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[model]\nepochs = 3\n")
+    res = invoke("train", "--data", events_csv, "--model", "sasrec", "--out", tmp_path / "r", "--config", cfg)
+    assert res.exit_code == 2 and "'epochs' is a training setting" in res.output and "[training]" in res.output
+
+
+def test_popularity_is_an_alias_of_pop(tmp_path, events_csv):
+    res = invoke("train", "--data", events_csv, "--model", "popularity", "--out", tmp_path / "r")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "r" / "model" / "config.json").read_text())["model"] == "pop"
+    assert "pop (or popularity)" in invoke("models").output
+
+
+def test_an_unexpected_error_is_one_line_unless_debug(tmp_path, events_csv, monkeypatch):
+    import lmrec.pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(lmrec.pipeline, "train_run", broken)
+    res = invoke("train", "--data", events_csv, "--model", "pop", "--out", tmp_path / "r")
+    assert res.exit_code == 1 and "unexpected RuntimeError: disk on fire" in res.output and "--debug" in res.output
+    assert "Traceback" not in res.output
+    res = invoke("--debug", "train", "--data", events_csv, "--model", "pop", "--out", tmp_path / "r")
+    assert isinstance(res.exception, RuntimeError)  # --debug lets the traceback through

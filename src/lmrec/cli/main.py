@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lmrec.errors import LmrecError
@@ -61,7 +62,7 @@ def friendly_errors(fn):
                 raise
             known = isinstance(exc, LmrecError)
             what = str(exc) if known else f"unexpected {type(exc).__name__}: {exc} (run `lmrec --debug ...` for details)"
-            console.print(f"[bold red]error:[/] {what}", soft_wrap=True, highlight=False)
+            console.print(f"[bold red]error:[/] {escape(what)}", soft_wrap=True, highlight=False)
             raise typer.Exit(2 if known else 1) from None
 
     return wrapper

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lmrec.config import RunConfig
@@ -39,9 +40,10 @@ def main(argv: list[str] | None = None) -> None:
             ensure_available(args.data)
         except DownloadError as exc:
             folder = DATASETS[args.data].folder
-            console.print(f"[bold red]error:[/] {args.data} is not under {data_dir() / folder} nor {cache_dir() / folder}, "
-                          f"and downloading it failed ({exc}). Copy its files there (or set LMREC_DATA_DIR to a folder "
-                          f"holding {folder}) and run `make run` again.", soft_wrap=True, highlight=False)
+            message = (f"{args.data} is not under {data_dir() / folder} nor {cache_dir() / folder}, and downloading it "
+                       f"failed ({exc}). Copy its files there (or set LMREC_DATA_DIR to a folder holding {folder}) and "
+                       "run `make run` again.")
+            console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
             sys.exit(2)
     console.rule(f"lmrec main job: {MODEL} on {args.data}, default settings")
     result = train_run(args.data, MODEL, args.out, RunConfig(), overwrite=True, log=console.print)
