@@ -42,9 +42,10 @@ def frozen(model: str, flat: dict) -> tuple[dict, dict]:
 
 
 def run_one(dataset: str, model: str, config: dict | None = None, seed: int = 0,
-            split: LeaveOneOutConfig | None = None) -> dict:
+            split: LeaveOneOutConfig | None = None, test: bool = True) -> dict:
     """Leave-one-out, full ranking, seen excluded: the protocol of the published numbers. ``config``
-    is a frozen flat config (see ``frozen``); the fit gets its ``max_train_minutes`` as budget."""
+    is a frozen flat config (see ``frozen``); the fit gets its ``max_train_minutes`` as budget.
+    ``test=False``: fit only (screens that choose on validation never see a test number)."""
     ds = load_dataset(dataset)
     labels = make_split(ds.interactions, split or LeaveOneOutConfig())
     seed_everything(seed)
@@ -54,6 +55,8 @@ def run_one(dataset: str, model: str, config: dict | None = None, seed: int = 0,
     m.attach_items(ds.item_info)
     m.fit(ds.interactions.subset(labels == TRAIN), Validator(ds.interactions, labels))
     fit_s = time.perf_counter() - t0
+    if not test:
+        return {"dataset": dataset, "model": model, "fit_s": fit_s, "fitted": m}
     t0 = time.perf_counter()
     summary = evaluate(m, ds.interactions, labels, TEST, EvalConfig(ks=[10])).summary()
     return {"dataset": dataset, "model": model, "fit_s": fit_s, "eval_s": time.perf_counter() - t0,

@@ -15,6 +15,7 @@ Protocol: leave-one-out, full ranking, seen items excluded (as everywhere).
     .venv/bin/python benchmarks/defaults.py ml-100k                  # sasrec: no config, refit check, frozen
     .venv/bin/python benchmarks/defaults.py beauty:sasrec-text       # the content model
     .venv/bin/python benchmarks/defaults.py ml-1m no-config refit    # only some parts
+    .venv/bin/python benchmarks/defaults.py lastfm screen            # validation screen behind FROZEN
 """
 
 from __future__ import annotations
@@ -38,12 +39,15 @@ from lmrec.pipeline import seed_everything, train_run  # noqa: E402
 from lmrec.runs import Run  # noqa: E402
 from lmrec.training.config import RuntimeConfig  # noqa: E402
 
-# Frozen configs of the two datasets that had none: picked on validation NDCG@10 among the
-# ML-100K-like (dropout 0.2) and Beauty-like (dropout 0.5, weight decay 0.1) settings, each
-# with max length 50 and 200 (docs/benchmarks.md, ninth session), 12-minute budget.
+# Frozen configs of the two datasets that had none: the best validation NDCG@10 of SCREEN
+# (`defaults.py DATASET screen`; docs/benchmarks.md, ninth session).
 _TUNED = {"d_model": 64, "n_layers": 2, "n_heads": 2, "batch_size": 64, "lr": 2e-3, "lr_schedule": "cosine",
           "warmup_steps": 30, "init_std": 0.02, "bf16": True, "eval_every": 2, "patience": 5, "epochs": 400,
           "loss_norm": "epoch", "max_train_minutes": 12}
+SCREEN = {"ML-100K-like, max_len 200": _TUNED | {"dropout": 0.2, "weight_decay": 0.0, "max_len": 200},
+          "ML-100K-like, max_len 50": _TUNED | {"dropout": 0.2, "weight_decay": 0.0, "max_len": 50},
+          "Beauty-like, max_len 200": _TUNED | {"dropout": 0.5, "weight_decay": 0.1, "max_len": 200},
+          "Beauty-like, max_len 50": _TUNED | {"dropout": 0.5, "weight_decay": 0.1, "max_len": 50}}
 FROZEN = {
     ("ml-100k", "sasrec"): SEQ[("ml-100k", "sasrec")],
     ("ml-1m", "sasrec"): SEQ[("ml-1m", "sasrec")],
@@ -53,7 +57,7 @@ FROZEN = {
     ("ml-latest-small", "sasrec"): _TUNED | {"max_len": 200, "dropout": 0.5, "weight_decay": 0.1},
     ("lastfm", "sasrec"): _TUNED | {"max_len": 50, "dropout": 0.5, "weight_decay": 0.1},
 }
-PARTS = ("no-config", "refit", "frozen")
+PARTS = ("no-config", "refit", "frozen", "screen")
 
 
 def no_config(dataset: str, model: str, work: Path) -> dict:
@@ -86,12 +90,17 @@ def refit_check(run_dir: Path, seed: int = 1) -> dict:
 
 def main() -> None:
     args = sys.argv[1:]
-    parts = [a for a in args if a in PARTS] or list(PARTS)
+    parts = [a for a in args if a in PARTS] or ["no-config", "refit", "frozen"]
     wanted = [a for a in args if a not in PARTS]
     keys = [k for k in FROZEN if not wanted or f"{k[0]}:{k[1]}" in wanted or (k[0] in wanted and k[1] == "sasrec")]
     for dataset, model in keys:
         work = Path(tempfile.mkdtemp(prefix="lmrec-defaults-"))
         rows = []
+        if "screen" in parts:  # validation only: the pick becomes FROZEN's config
+            for label, config in SCREEN.items():
+                st = run_one(dataset, model, config, test=False)["fitted"].train_state
+                print(f"[{dataset} screen] {label}: best validation NDCG@10 {st.best_score:.4f} at epoch "
+                      f"{st.best_epoch} of {st.epoch}", flush=True)
         try:
             if "no-config" in parts or "refit" in parts:
                 r = no_config(dataset, model, work)
@@ -112,8 +121,9 @@ def main() -> None:
                 rows.append(r)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        print(f"\n### {dataset}, {model}\nmachine: {machine()}\n(fit s: the whole command for the no-config row)\n")
-        print(markdown_rows(rows), flush=True)
+        if rows:
+            print(f"\n### {dataset}, {model}\nmachine: {machine()}\n(fit s: the whole command for the no-config row)\n")
+            print(markdown_rows(rows), flush=True)
 
 
 if __name__ == "__main__":
