@@ -61,8 +61,8 @@ class Budget:
     def left(self) -> float:
         return self.total - (time.perf_counter() - self.start)
 
-    def for_fits(self, fits: int, later: int) -> float:
-        """Seconds for ``fits`` fits now when ``later`` fits of the same size still follow."""
+    def for_fits(self, fits: float, later: float) -> float:
+        """Seconds for ``fits`` fits now when fits worth ``later`` of them still follow."""
         return max(1.0, (self.left() - self.reserve) * fits / (fits + later))
 
     def used(self) -> float:
@@ -108,8 +108,9 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     timings["load_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     fits = eval_model.fits_per_training()
-    eval_model.fit(train, Validator(dataset.interactions, labels),
-                   time_budget_s=budget.for_fits(fits, 1 if config.training.refit else 0))
+    # The refit trains on every event: its epochs are longer by about the ratio of events.
+    refit_cost = len(dataset.interactions) / max(1, len(train)) if config.training.refit else 0.0
+    eval_model.fit(train, Validator(dataset.interactions, labels), time_budget_s=budget.for_fits(fits, refit_cost))
     timings["fit_s"] = time.perf_counter() - t0
     log_choices(eval_model, log)
     for note in eval_model.fit_notes():

@@ -149,3 +149,23 @@ def test_last_position_only_equals_the_full_forward(options):
     tokens[1, :4] = 0
     tokens[2, :9] = 0  # one event only
     torch.testing.assert_close(net(tokens, last_only=True)[:, -1], net(tokens)[:, -1])
+
+
+def test_refit_follows_the_evaluated_path_and_compresses_it_into_a_short_budget():
+    from tests.conftest import interactions_from
+
+    data = interactions_from([[j % 7, (j + 1) % 7, (j + 2) % 7, (j + 3) % 7] for j in range(40)], n_items=7)
+    torch.manual_seed(0)
+    model = build("sasrec", {"d_model": 16, "max_len": 8, "epochs": 6, "batch_size": 8, "lr": 0.01,
+                             "lr_schedule": "cosine", "warmup_steps": 3})
+    model.fit(data)
+    st = model.train_state
+    assert st.best_epoch == 6 and st.events == len(data) and len(st.lrs) == 30
+    full = model.refit(data)  # no budget: every epoch, every step at the same rate
+    assert full.train_state.lrs == st.lrs and full.train_state.stopped_by == "follow"
+    assert full.config == model.config and full.training.epochs == 6
+    # A budget that holds about two of the evaluated epochs: the whole path in two epochs.
+    per_epoch = float(np.median([h["seconds"] for h in st.history]))
+    short = model.refit(data, time_budget_s=2.5 * per_epoch)
+    assert short.train_state.epoch == 2
+    assert short.train_state.lrs == [st.lrs[min(29, int(s * 3))] for s in range(10)]

@@ -141,18 +141,28 @@ class SequentialRecommender(Recommender, VectorScorer):
                           runtime=self.runtime, time_budget_s=budget, follow=self._follow, hooks=self.hooks)
         trainer.load_checkpoint()
         self.train_state = trainer.fit()
+        self.train_state.events = len(train)
         return self
 
     def refit(self, data: Interactions, *, time_budget_s: float | None = None) -> Self:
         """Train a new model on ``data`` for the best epoch count, each step at the learning rate the
-        evaluated run had at the same point of its epochs (no validation, no early stopping)."""
+        evaluated run had at the same point of its epochs (no validation, no early stopping).
+
+        When ``time_budget_s`` cannot hold that many epochs (judged from the evaluated run's epoch
+        times, scaled by the number of events), the same path is compressed into the epochs that
+        fit, so the schedule still anneals to its end instead of being cut off."""
         st = self.train_state
-        best = st.best_epoch if st else 1
-        model = self._spawn(self.refit_config(), self.training.model_copy(update={"epochs": max(1, best),
-                                                                                 "patience": None}))
+        best = max(1, st.best_epoch if st else 1)
+        path = st.lr_path(best) if st and st.lrs else None
+        epochs = best
+        if path is not None and time_budget_s is not None and st.history:
+            per_epoch = float(np.median([h["seconds"] for h in st.history])) * len(data) / max(1, st.events)
+            epochs = max(1, min(best, int(time_budget_s / max(per_epoch, 1e-9))))
+            path = LRPath(path.lrs, path.steps_per_epoch * best / epochs)
+        model = self._spawn(self.refit_config(), self.training.model_copy(update={"epochs": epochs, "patience": None}))
         model.runtime = self.runtime.model_copy(update={"checkpoint_dir": None})
         model.hooks = self.hooks
-        model._follow = st.lr_path(best) if st and st.lrs else None
+        model._follow = path
         return model.fit(data, time_budget_s=time_budget_s)
 
     def refit_config(self) -> ModelConfig:

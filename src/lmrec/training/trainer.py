@@ -37,7 +37,7 @@ class LRPath:
     """The learning rate of every optimizer step of a finished run, and its batches per epoch."""
 
     lrs: list[float]
-    steps_per_epoch: int
+    steps_per_epoch: float  # fractional when the path is compressed into fewer epochs
 
     def at(self, step: int, steps_per_epoch: int) -> float:
         """The rate at ``step`` of a run with ``steps_per_epoch`` batches: the path stretched by the
@@ -59,6 +59,7 @@ class TrainState:
     next_check: int = 1  # epoch of the next validation check
     lrs: list[float] = field(default_factory=list)  # learning rate of every step
     stopped_by: str = ""  # "epochs", "patience", "time budget" or "follow"
+    events: int = 0  # events of the data trained on (set by the model: what a refit scales epoch times by)
 
     def lr_path(self, up_to_epoch: int | None = None) -> LRPath:
         """The steps up to the end of ``up_to_epoch`` (default: all)."""
