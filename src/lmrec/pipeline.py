@@ -130,6 +130,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         models = {"model": final, "model-eval": eval_model}
         log(f"refit on every event: {describe_training(final)}")
 
+    timings["total_s"] = budget.used()  # writing the run (a few seconds) comes on top
     meta = {
         "lmrec_version": lmrec.__version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -147,7 +148,6 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     out = write_run(Path(out), meta=meta, dataset=dataset, labels=labels, models=models, overwrite=overwrite)
     write_report(out, summary, title=f"{model_name} on {dataset.name}", context=report_context(meta),
                  head_fraction=config.evaluation.head_fraction)
-    timings["total_s"] = budget.used()
     return TrainResult(out, summary, timings, stats, budget.total)
 
 
@@ -178,4 +178,5 @@ def report_context(meta: dict) -> dict:
         "split": split["kind"],
         "seen items excluded": meta["config"]["evaluation"]["exclude_seen"],
         "created": meta["created"],
-    }
+    } | ({"wall time": f"{meta['timings']['total_s'] / 60:.1f} of {meta['time_budget_s'] / 60:g} budgeted minutes"}
+         if "time_budget_s" in meta else {})

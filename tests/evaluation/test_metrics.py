@@ -43,6 +43,15 @@ def test_coverage_and_novelty_by_hand():
     assert M.item_probability(np.array([0, 3]), n_users=3).tolist() == [0.25, 1.0]
 
 
+def test_the_filler_of_short_lists_is_no_item():
+    """A list shorter than k ends in -1 (no item); it must not count as item -1 (or item 0)."""
+    top = np.array([[0, -1], [2, -1]])
+    assert M.coverage(top, n_items=8, k=2) == pytest.approx(2 / 8)
+    p = np.array([0.5, 0.25, 0.125])
+    assert M.novelty(top, p, 2) == pytest.approx((1 + 3) / 2)
+    assert M.novelty(np.full((2, 2), -1), p, 2) == 0.0
+
+
 def test_k_must_be_positive():
     with pytest.raises(ValueError):
         M.hit_rate(HITS, 0)

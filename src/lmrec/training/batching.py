@@ -25,11 +25,6 @@ def training_windows(seqs: Sequences, max_len: int, rng: np.random.Generator | N
     return seqs.to_padded(max_len + 1, pad=-1) + 1
 
 
-def n_batches(seqs: Sequences, batch_size: int) -> int:
-    """Batches per epoch: one window per user with >= 2 events."""
-    return -(-int((seqs.lengths() >= 2).sum()) // batch_size)
-
-
 class LengthBucketedBatches:
     """An epoch's windows in batches of similar lengths (little time goes into padding), in random
     batch order. ``positions_per_batch`` is the epoch's mean number of trained positions per batch,
