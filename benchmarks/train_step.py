@@ -26,9 +26,10 @@ def main() -> None:
     ds = load_dataset("ml-1m")
     train = ds.interactions.subset(make_split(ds.interactions, LeaveOneOutConfig()) == TRAIN)
     torch.manual_seed(0)
-    model = create_model("sasrec", {"max_len": 200, "d_model": 64, "dropout": 0.2, "batch_size": 64})
-    model.n_items, model.net = train.n_items, model.build_net(train.n_items)
-    batches = list(model._batches(train.sequences(), 0))[:30]
+    model = create_model("sasrec", {"max_len": 200, "d_model": 64, "dropout": 0.2, "n_heads": 2, "block": "pre_ln"},
+                         training={"batch_size": 64})
+    model.setup(train)  # what fit() does before its first step
+    batches = model._batches(0)[:30]
     opt = torch.optim.AdamW(model.net.parameters(), lr=1e-3)
     model.net.train()
 

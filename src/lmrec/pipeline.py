@@ -110,7 +110,11 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     fits = eval_model.fits_per_training()
     # The refit trains on every event: its epochs are longer by about the ratio of events.
     refit_cost = len(dataset.interactions) / max(1, len(train)) if config.training.refit else 0.0
-    eval_model.fit(train, Validator(dataset.interactions, labels), time_budget_s=budget.for_fits(fits, refit_cost))
+    validator = Validator(dataset.interactions, labels) if (labels == VALID).any() else None
+    if validator is None:
+        log("no validation targets (every user has fewer events than the split needs): no early stopping, "
+            "the fit runs for its whole plan")
+    eval_model.fit(train, validator, time_budget_s=budget.for_fits(fits, refit_cost))
     timings["fit_s"] = time.perf_counter() - t0
     log_choices(eval_model, log)
     for note in eval_model.fit_notes():

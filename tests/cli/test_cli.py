@@ -193,3 +193,12 @@ def test_an_unexpected_error_is_one_line_unless_debug(tmp_path, events_csv, monk
     assert "Traceback" not in res.output
     res = invoke("--debug", "train", "--data", events_csv, "--model", "pop", "--out", tmp_path / "r")
     assert isinstance(res.exception, RuntimeError)  # --debug lets the traceback through
+
+
+def test_data_too_short_for_validation_still_trains(tmp_path):
+    events = tmp_path / "short.csv"
+    events.write_text("user_id,item_id,timestamp\n" + "".join(f"u{u},{i},{u * 10 + i}\n" for u in range(20)
+                                                              for i in range(2)))
+    res = invoke("train", "--data", events, "--model", "sasrec", "--out", tmp_path / "r", "--time-budget", 0.3)
+    assert res.exit_code == 0, res.output
+    assert "no validation targets" in res.output
