@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from lmrec.data import load_dataset
-from lmrec.data.splits import TEST, TRAIN, LeaveOneOutConfig, make_split
+from lmrec.data.splits import TEST, TRAIN, VALID, LeaveOneOutConfig, make_split
 from lmrec.evaluation import EvalConfig, Validator, evaluate
 from lmrec.models import create_model, get_model_class
 from lmrec.models.sequential import SequentialRecommender
@@ -59,8 +59,10 @@ def run_one(dataset: str, model: str, config: dict | None = None, seed: int = 0,
         return {"dataset": dataset, "model": model, "fit_s": fit_s, "fitted": m}
     t0 = time.perf_counter()
     summary = evaluate(m, ds.interactions, labels, TEST, EvalConfig(ks=[10])).summary()
-    return {"dataset": dataset, "model": model, "fit_s": fit_s, "eval_s": time.perf_counter() - t0,
-            "summary": summary, "fitted": m}
+    eval_s = time.perf_counter() - t0
+    valid = evaluate(m, ds.interactions, labels, VALID, EvalConfig(ks=[10])).summary()
+    return {"dataset": dataset, "model": model, "fit_s": fit_s, "eval_s": eval_s, "summary": summary,
+            "valid_summary": valid, "fitted": m}
 
 
 def markdown_rows(results: list[dict]) -> str:

@@ -4,7 +4,9 @@ items), and the check that it costs nothing on ML-1M (titles and genres).
 Ablation: text-knn (no training) vs ID-only SASRec vs text-only vs fused, under
 (a) the standard leave-one-out protocol and (b) the cold-item protocol: 10% of items held out
 of training entirely (all their events removed), kept in the catalogue with their titles;
-the cold bucket then holds the users whose test item is one of them.
+the cold bucket then holds the users whose test item is one of them. A second, disjoint 10%
+is held out until validation, so that validation has its own cold bucket: every choice for
+the cold path (the channel weight) is made there; the script prints it beside the test numbers.
 Protocol otherwise as everywhere: full ranking, seen items excluded. Frozen configs
 (validated 2026-11-28); the SASRec part matches benchmarks/sasrec.py, with the content models'
 changes in TEXT[dataset]["content_model"].
@@ -68,9 +70,12 @@ if __name__ == "__main__":
                 continue
             r = run_one(dataset, model, config, split=PROTOCOLS[protocol])
             r["label"] = label
-            s = r["summary"]
+            s, v = r["summary"], r["valid_summary"]
             print(f"[{protocol}] {label}: NDCG@10 {s['overall']['ndcg@10']:.4f} HR@10 {s['overall']['hr@10']:.4f} "
-                  f"cold HR@10 {s['by_popularity']['cold'].get('hr@10')} fit {r['fit_s']:.0f}s", flush=True)
+                  f"cold HR@10 {s['by_popularity']['cold'].get('hr@10')} fit {r['fit_s']:.0f}s; validation (what "
+                  f"choices are made on): NDCG@10 {v['overall']['ndcg@10']:.4f}, cold HR@10 "
+                  f"{v['by_popularity']['cold'].get('hr@10')} over {v['by_popularity']['cold']['n_users']} users",
+                  flush=True)
             for note in r["fitted"].fit_notes():
                 print("   ", note, flush=True)
             results.append(r)
