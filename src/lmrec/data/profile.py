@@ -39,9 +39,11 @@ class DataProfile:
 
     @property
     def regime(self) -> str:
-        """How much evidence a typical item has: ``sparse`` (median item < 20 events: Beauty, Last.fm,
-        MovieLens latest-small), ``dense`` (>= 100: ML-1M), else ``medium`` (ML-100K)."""
-        if self.item_events_p50 < 20:
+        """How much evidence there is per user and per item: ``sparse`` when both the median user
+        and the median item have fewer than 20 events (Beauty), ``dense`` when the median item has
+        100 or more (ML-1M), else ``medium`` (ML-100K; Last.fm and MovieLens latest-small, whose
+        items are rare but whose users have long histories)."""
+        if self.item_events_p50 < 20 and self.history_p50 < 20:
             return "sparse"
         return "dense" if self.item_events_p50 >= 100 else "medium"
 

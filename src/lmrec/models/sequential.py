@@ -42,7 +42,8 @@ class SequentialConfig(ModelConfig):
         "rounded up to 10, within 20..200)")
     d_model: Annotated[int, Field(ge=8)] | Auto = Field("auto", description="width (auto: 64)")
     dropout: Annotated[float, Field(ge=0, lt=1)] | Auto = Field(
-        "auto", description="dropout (auto: 0.1 when the median item has >= 100 events, 0.5 below 20, else 0.2)")
+        "auto", description="dropout (auto: 0.1 when the median item has >= 100 events, 0.5 when the median user and "
+        "item both have < 20, else 0.2)")
 
 
 class SequentialRecommender(Recommender, VectorScorer):

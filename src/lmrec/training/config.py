@@ -35,7 +35,8 @@ class TrainingConfig(BaseModel):
         "auto", description="most epochs (auto: 200; the time budget usually ends training first)")
     batch_size: Positive | Auto = Field("auto", description="sequences per batch (auto: 64 below 10,000 users, else 128)")
     lr: PositiveFloat | Auto = Field("auto", description="peak learning rate of AdamW (auto: 2e-3)")
-    weight_decay: NonNegative | Auto = Field("auto", description="AdamW weight decay (auto: 0.1 for sparse data, else 0)")
+    weight_decay: NonNegative | Auto = Field("auto", description="AdamW weight decay (auto: 0.1 when the median user and "
+                                         "item both have < 20 events, else 0)")
     lr_schedule: Literal["constant", "cosine"] | Auto = Field(
         "auto", description="cosine: decay to 0 by the end of the plan (the epochs that fit into the fit's share of "
         "the time budget, measured on the first epoch, capped by epochs); auto: cosine")
