@@ -42,6 +42,24 @@ def test_early_stopping_restores_the_best_weights():
     assert torch.equal(module.weight, seen[0.5]["weight"])
 
 
+def test_auto_patience_is_ten_epochs_without_gain_and_two_checks():
+    module, batches, loss_fn = make()
+    scores = [0.1, 0.5] + [0.4] * 30
+    calls: list = []
+
+    def validate():
+        calls.append(1)
+        return scores[len(calls) - 1]
+
+    st = Trainer(module, batches, loss_fn, config(epochs=30, patience="auto"), validate, runtime=QUIET).fit()
+    assert st.best_epoch == 2 and st.epoch == 12 and st.stopped_by == "patience"  # checked every epoch
+    calls[:] = [1]  # the next run's first check scores 0.5
+    sparse = Trainer(module, batches, loss_fn, config(epochs=30, patience="auto", eval_every=5), validate,
+                     runtime=QUIET).fit()
+    # Checks at epochs 5 (best), 10, 15: the second check without gain is the first 10 epochs after it.
+    assert sparse.best_epoch == 5 and sparse.epoch == 15
+
+
 def test_time_budget_stops_training():
     module, batches, loss_fn = make()
     st = Trainer(module, batches, loss_fn, config(epochs=1000), runtime=QUIET, time_budget_s=1e-9).fit()

@@ -38,15 +38,17 @@ class TrainingConfig(BaseModel):
     weight_decay: NonNegative | Auto = Field("auto", description="AdamW weight decay (auto: 0.1 when the median user and "
                                          "item both have < 20 events, else 0)")
     lr_schedule: Literal["constant", "cosine"] | Auto = Field(
-        "auto", description="cosine: decay to 0 by the end of the plan (the epochs that fit into the fit's share of "
-        "the time budget, measured on the first epoch, capped by epochs); auto: cosine")
+        "auto", description="cosine: decay to 0 by the end of the plan: the last epoch or, when it comes first, the "
+        "end of the fit's share of the time budget; auto: cosine")
     warmup_steps: Annotated[int, Field(ge=0)] | Auto = Field(
         "auto", description="optimizer steps of linear learning-rate warm-up (auto: 200, at most two epochs)")
     max_grad_norm: float | None = Field(5.0, gt=0, description="clip the gradient norm to this (None: no clipping)")
     patience: Positive | None | Auto = Field(
-        "auto", description="validation checks without gain before stopping (auto: 5; None: never stop early)")
+        "auto", description="validation checks without gain before stopping (auto: 10 epochs without gain, and at "
+        "least 2 checks, whatever eval_every is; None: never stop early)")
     eval_every: Positive | Auto = Field(
-        "auto", description="epochs between validation checks (auto: validation takes at most ~10% of the time)")
+        "auto", description="epochs between validation checks (auto: re-measured at every check so that "
+        "validation takes about 15% of the time, 1 to 5 epochs)")
     valid_users: Positive | None | Auto = Field(
         "auto", description="validate on a fixed random subset of this many users (auto: 10,000 above 50,000 users)")
     bf16: bool | Auto = Field("auto", description="bfloat16 autocast for training matmuls; auto: on when the CPU has "
