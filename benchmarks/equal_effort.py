@@ -69,9 +69,9 @@ def table(path: Path) -> None:
             values["ID"][n].append(i)
             cells.append(f"{f:.4f} / {i:.4f} = {f / i:.2f}x")
         print(f"| {s} | {ref['label']} ({a['valid']:.4f} / {b['valid']:.4f}) | " + " | ".join(cells) + " |")
-    if ratios["overall"]:
+    if len(ratios["overall"]) > 1:  # a spread needs two seeds
         def ms(v: list[float]) -> str:
-            return f"{np.mean(v):.4f} +- {np.std(v, ddof=1) if len(v) > 1 else float('nan'):.4f}"
+            return f"{np.mean(v):.4f} +- {np.std(v, ddof=1):.4f}"
 
         print("| mean +- std | | " + " | ".join(f"{ms(values['fused'][n])} / {ms(values['ID'][n])} = "
                                            f"{np.mean(ratios[n]):.2f}x +- {np.std(ratios[n], ddof=1):.2f}"
