@@ -84,7 +84,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="run directory to create")],
     items: ItemsOpt = None,
     config: Annotated[Path | None, typer.Option("--config", help="run config (.json/.toml/.yaml): "
-                                                "data, split, model, evaluation, train sections")] = None,
+                                                "data, split, model, training, runtime, evaluation sections")] = None,
     user_col: UserCol = None, item_col: ItemCol = None, time_col: TimeCol = None, rating_col: RatingCol = None,
     text_cols: Annotated[str | None, typer.Option(
         "--text-cols", help="comma-separated item columns to encode for content models (text-knn, sasrec-text); "
