@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lmrec.augment.config import AugmentationConfig
 from lmrec.data.processing import ProcessingConfig
 from lmrec.data.readers import ColumnMapping
 from lmrec.data.splits import LeaveOneOutConfig, SplitConfig
@@ -37,7 +38,8 @@ class DataConfig(BaseModel):
 
 class RunConfig(BaseModel):
     """Sections: ``data`` (inputs), ``split``, ``model`` (the network, saved with its weights),
-    ``training`` (optimiser, schedule, budget, seed, refit), ``runtime`` (progress, checkpoints),
+    ``training`` (optimiser, schedule, budget, seed, refit), ``augmentation`` (sequence models:
+    contrastive views, pseudo-prior items, virtual users), ``runtime`` (progress, checkpoints),
     ``evaluation``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -46,6 +48,7 @@ class RunConfig(BaseModel):
     split: SplitConfig = Field(default_factory=LeaveOneOutConfig)
     model: dict[str, Any] = Field(default_factory=dict, description="options of the chosen model")
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
 

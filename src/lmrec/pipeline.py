@@ -105,6 +105,9 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     seed_everything(config.training.seed)
     eval_model = klass(model_config, training=config.training, runtime=config.runtime)
     eval_model.attach_items(dataset.item_info, config.data.item_vectors)
+    augmenter = build_augmenter(config, profile, klass, dataset, log)
+    if augmenter:
+        eval_model.augmentation = augmenter
     timings["load_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     fits = eval_model.fits_per_training()
@@ -119,6 +122,8 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     log_choices(eval_model, log)
     for note in eval_model.fit_notes():
         log(note)
+    if augmenter:
+        log(f"augmentation: {format_augmentation(eval_model.augmentation_summary)}")
 
     t0 = time.perf_counter()
     result = evaluate(eval_model, dataset.interactions, labels, TEST, config.evaluation, progress=config.runtime.progress)
@@ -146,6 +151,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         "config": config.model_dump(mode="json") | {"model": eval_model.config.model_dump(mode="json"),
                                                     "training": eval_model.training.model_dump(mode="json")},
         "auto_choices": eval_model.auto_choices,
+        "augmentation": eval_model.augmentation_summary if augmenter else None,
         "timings": timings,
         "time_budget_s": budget.total,
     }
@@ -153,6 +159,38 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     write_report(out, summary, title=f"{model_name} on {dataset.name}", context=report_context(meta),
                  head_fraction=config.evaluation.head_fraction)
     return TrainResult(out, summary, timings, stats, budget.total)
+
+
+def build_augmenter(config: RunConfig, profile: DataProfile, klass, dataset, log):
+    """The run's augmentation (None when off): methods resolved for the training part's profile."""
+    from lmrec.augment.io import read_virtual_users
+    from lmrec.augment.plan import Augmenter
+
+    aug = config.augmentation
+    methods = aug.resolved_methods(profile)
+    if aug.methods == "recommended":
+        log(f"augmentation 'recommended' for a {profile.regime} profile: {', '.join(methods) or 'none'}")
+    if not methods:
+        return None
+    if not klass.trains_on_sequences:
+        raise ConfigError(f"augmentation: model {klass.name!r} does not train on event sequences; augmentation "
+                          "applies to sasrec, sasrec-text and dnn")
+    if "contrastive" in methods and "substitute" in aug.contrastive.views and not klass.uses_item_content:
+        raise ConfigError(f"augmentation.contrastive.views: 'substitute' needs item content; model {klass.name!r} "
+                          "has none (use sasrec-text with an items file)")
+    augmenter = Augmenter(aug, methods, seed=config.training.seed)
+    if "gan" in methods and aug.gan.file:
+        augmenter.virtual = read_virtual_users(aug.gan.file, dataset.items)
+        augmenter.gan_summary = {"file": aug.gan.file}
+    return augmenter
+
+
+def format_augmentation(summary: dict) -> str:
+    parts = []
+    for method in summary.get("methods", []):
+        detail = summary.get(method, {})
+        parts.append(f"{method} ({', '.join(f'{k} {v}' for k, v in detail.items())})" if detail else method)
+    return "; ".join(parts)
 
 
 def describe_training(model: Recommender) -> str:
@@ -182,5 +220,6 @@ def report_context(meta: dict) -> dict:
         "split": split["kind"],
         "seen items excluded": meta["config"]["evaluation"]["exclude_seen"],
         "created": meta["created"],
-    } | ({"wall time": f"{meta['timings']['total_s'] / 60:.1f} of {meta['time_budget_s'] / 60:g} budgeted minutes"}
+    } | ({"augmentation": format_augmentation(meta["augmentation"])} if meta.get("augmentation") else {}) | (
+        {"wall time": f"{meta['timings']['total_s'] / 60:.1f} of {meta['time_budget_s'] / 60:g} budgeted minutes"}
          if "time_budget_s" in meta else {})

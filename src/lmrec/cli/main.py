@@ -247,6 +247,62 @@ def info(
 
 @app.command()
 @friendly_errors
+def augment(
+    data: DataOpt,
+    method: Annotated[str, typer.Option("--method", help="gan (the only method that writes data: contrastive and "
+                                        "prior act during training, set them in the config's augmentation section)")],
+    users: Annotated[int, typer.Option("--users", help="number of virtual users to write")],
+    out: Annotated[Path, typer.Option("--out", help="event file to write (.parquet or .csv): user_id, item_id, "
+                                      "timestamp, with user ids virtual-000001...")],
+    minutes: Annotated[float, typer.Option("--minutes", min=0.05, help="time for training the generator")] = 5.0,
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
+    config: Annotated[Path | None, typer.Option("--config", help="run config: its data and split sections say "
+                                                "which events are training events (default: leave-one-out)")] = None,
+    user_col: UserCol = None, item_col: ItemCol = None, time_col: TimeCol = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing output file")] = False,
+) -> None:
+    """Write virtual users learnt by a GAN from the training events of a dataset, and report how
+    real they look: a fresh discriminator's AUC (0.5: indistinguishable from held-out real users),
+    KS distances of history length and item popularity, item coverage, and each virtual user's
+    highest Jaccard overlap with a real user (copies above 0.8 are dropped).
+
+    Only the training part of the split is read (validation and test events never are), so the
+    file can be mixed into `train` (config augmentation.gan.file) without leaking what is evaluated.
+    """
+    from lmrec.augment.config import GanConfig
+    from lmrec.augment.gan import virtual_users
+    from lmrec.augment.io import check_output, write_virtual_users
+    from lmrec.config import load_config
+    from lmrec.data import load_dataset
+    from lmrec.data.splits import TRAIN, make_split
+
+    if method != "gan":
+        known = "gan" if method not in ("contrastive", "prior") else "gan (contrastive and prior act during training)"
+        raise LmrecError(f"--method {method!r}: lmrec augment writes virtual users with: {known}")
+    if users <= 0:
+        raise LmrecError(f"--users must be a positive number of virtual users, got {users}")
+    check_output(out, overwrite)
+    cfg = _columns(load_config(config), user_col, item_col, time_col, None)
+    ds = load_dataset(data, columns=cfg.data.columns, processing=cfg.data.processing)
+    labels = make_split(ds.interactions, cfg.split)
+    train = ds.interactions.subset(labels == TRAIN)
+    console.print(f"training events of {ds.name}: {len(train):,} of {len(ds.interactions):,}; training the generator "
+                  f"for up to {minutes:g} minutes")
+    virtual, report = virtual_users(train.sequences(), train.n_items, train.item_counts() > 0, GanConfig(users=users),
+                                    budget_s=minutes * 60, seed=seed)
+    write_virtual_users(virtual, ds.items, int(train.timestamp.min()), out)
+    table = Table(title=f"{len(virtual):,} virtual users -> {out}")
+    table.add_column("quality")
+    table.add_column("value", justify="right")
+    for key, value in report.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    Console().print(table)
+    console.print("[dim]fresh_discriminator_auc: 0.5 = indistinguishable from held-out real users; *_ks: 0 = same "
+                  "distribution; max_jaccard: highest item overlap with any real user (copies > 0.8 dropped)[/]")
+
+
+@app.command()
+@friendly_errors
 def download(
     name: Annotated[str, typer.Argument(help="ml-100k or ml-1m")],
     root: Annotated[Path | None, typer.Option("--root", help="data directory (default: the user cache dir)")] = None,

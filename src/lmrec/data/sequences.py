@@ -41,6 +41,16 @@ class Sequences:
         np.cumsum(counts, out=indptr[1:])
         return cls(indptr, np.asarray(values, dtype=np.int64))
 
+    @classmethod
+    def concat(cls, *parts: Sequences) -> Sequences:
+        """The rows of every part, in order."""
+        indptr = [np.zeros(1, dtype=np.int64)]
+        offset = 0
+        for part in parts:
+            indptr.append(part.indptr[1:] + offset)
+            offset += part.values.size
+        return cls(np.concatenate(indptr), np.concatenate([p.values for p in parts]).astype(np.int64, copy=False))
+
     def __len__(self) -> int:
         return self.indptr.size - 1
 

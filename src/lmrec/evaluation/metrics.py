@@ -9,6 +9,7 @@ averaging is left to the caller so the same numbers can be broken down by bucket
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 
 
 def _top(hits: np.ndarray, k: int) -> np.ndarray:
@@ -79,3 +80,14 @@ PER_USER = {
     "mrr": lambda hits, n_rel, k: mrr(hits, k),
     "precision": lambda hits, n_rel, k: precision(hits, k),
 }
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve: the probability that a random positive scores above a random
+    negative (ties count half), by the Mann-Whitney rank sum. labels (N,) in {0, 1}."""
+    labels = np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if not n_pos or not n_neg:
+        raise ValueError("auc needs both positive and negative labels")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -78,6 +78,7 @@ class Recommender(ABC):
     name: ClassVar[str]
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     uses_item_content: ClassVar[bool] = False  # True: attach_items() must be called before fit()
+    trains_on_sequences: ClassVar[bool] = False  # True: takes a data augmentation (lmrec.augment) in fit()
 
     def __init__(self, config: ModelConfig | dict[str, Any] | None = None, *,
                  training: TrainingConfig | dict[str, Any] | None = None,

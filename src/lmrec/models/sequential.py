@@ -15,6 +15,7 @@ sequences are left-padded so the last position always holds the most recent even
 from __future__ import annotations
 
 import math
+import time
 from typing import Annotated, Any, Self
 
 import numpy as np
@@ -29,7 +30,7 @@ from lmrec.training import losses
 from lmrec.training.auto import resolve, resolve_training
 from lmrec.training.batching import LengthBucketedBatches
 from lmrec.training.config import Auto, Positive
-from lmrec.training.hooks import StepOutput, TrainingHook
+from lmrec.training.hooks import DataAugmentation, StepOutput, TrainingHook
 from lmrec.training.trainer import LRPath, Trainer
 
 DROPOUT = {"dense": 0.1, "medium": 0.2, "sparse": 0.5}
@@ -50,11 +51,15 @@ class SequentialRecommender(Recommender, VectorScorer):
     """Base of the neural next-item models; trained by :class:`lmrec.training.trainer.Trainer`."""
 
     Config = SequentialConfig
+    trains_on_sequences = True
 
     def __init__(self, config=None, **kwargs) -> None:
         super().__init__(config, **kwargs)
         self.net: nn.Module | None = None
-        self.hooks: list[TrainingHook] = []  # extra losses and gradient hooks, e.g. from augmentation
+        self.hooks: list[TrainingHook] = []  # extra losses and gradient hooks (privacy, distributed, ...)
+        self.augmentation: DataAugmentation | None = None  # what the fit trains on besides the data (lmrec.augment)
+        self.augmentation_summary: dict[str, Any] = {}
+        self._augmentation_hooks: list[TrainingHook] = []
         self._follow: LRPath | None = None  # set on a refit: the evaluated run's learning-rate path
         # Items the training softmax ranks over; None: the whole catalogue. Content models leave
         # out items without training events: as never-positive negatives they would only be
@@ -123,23 +128,33 @@ class SequentialRecommender(Recommender, VectorScorer):
             valid = valid.subsample(n)
         return lambda: valid(self)
 
-    def setup(self, train: Interactions) -> None:
+    def setup(self, train: Interactions, budget_s: float | None = None) -> None:
         """What ``fit`` does before the first step: resolve "auto", prepare the model's data-dependent
-        state, build the network and the batches (also what step-timing benchmarks call)."""
+        state, run the data augmentation (which may spend its share of ``budget_s``), build the
+        network and the batches (also what step-timing benchmarks call)."""
         self.resolve_auto(train)
         self._seed = int(torch.initial_seed() % (2**31))
         self.n_items = train.n_items
         self._prepare(train)
+        sequences = train.sequences()
+        if self.augmentation:
+            prepared = self.augmentation.prepare(self, train, budget_s)
+            sequences, self._augmentation_hooks, self.augmentation_summary = (prepared.sequences, prepared.hooks,
+                                                                              prepared.summary)
         self.net = self.build_net(train.n_items)
-        self._batches = LengthBucketedBatches(train.sequences(), max_len=self.config.max_len,
+        self._batches = LengthBucketedBatches(sequences, max_len=self.config.max_len,
                                               batch_size=self.training.batch_size,
                                               random_window=self.training.window == "random", seed=self._seed)
 
     def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
-        self.setup(train)
+        started = time.perf_counter()
+        self.resolve_auto(train)
         budget = time_budget_s if time_budget_s is not None else self.training.time_budget * 60
+        self.setup(train, budget)
+        left = max(1.0, budget - (time.perf_counter() - started))  # augmentation may have spent its share
         trainer = Trainer(self.net, self._batches, self._loss, self.training, self._validator(valid),
-                          runtime=self.runtime, time_budget_s=budget, follow=self._follow, hooks=self.hooks)
+                          runtime=self.runtime, time_budget_s=left, follow=self._follow,
+                          hooks=[*self.hooks, *self._augmentation_hooks])
         trainer.load_checkpoint()
         self.train_state = trainer.fit()
         self.train_state.events = len(train)
@@ -157,14 +172,19 @@ class SequentialRecommender(Recommender, VectorScorer):
         path = st.lr_path(best) if st and st.lrs else None
         epochs = best
         if path is not None and time_budget_s is not None and st.history:
+            share = self.augmentation.budget_share() if self.augmentation else 0.0
             per_epoch = float(np.median([h["seconds"] for h in st.history])) * len(data) / max(1, st.events)
-            epochs = max(1, min(best, int(time_budget_s / max(per_epoch, 1e-9))))
+            epochs = max(1, min(best, int(time_budget_s * (1 - share) / max(per_epoch, 1e-9))))
             path = LRPath(path.lrs, path.steps_per_epoch * best / epochs)
         model = self._spawn(self.refit_config(), self.training.model_copy(update={"epochs": epochs, "patience": None}))
         model.runtime = self.runtime.model_copy(update={"checkpoint_dir": None})
-        model.hooks = self.hooks
         model._follow = path
         return model.fit(data, time_budget_s=time_budget_s)
+
+    def _spawn(self, config, training) -> Self:
+        model = super()._spawn(config, training)
+        model.hooks, model.augmentation = self.hooks, self.augmentation
+        return model
 
     def refit_config(self) -> ModelConfig:
         """The model config of the refit: the evaluated one (subclasses fix what fit chose on validation)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -28,16 +30,21 @@ def training_windows(seqs: Sequences, max_len: int, rng: np.random.Generator | N
 class LengthBucketedBatches:
     """An epoch's windows in batches of similar lengths (little time goes into padding), in random
     batch order. ``positions_per_batch`` is the epoch's mean number of trained positions per batch,
-    which ``loss_norm: epoch`` divides by so every position weighs the same."""
+    which ``loss_norm: epoch`` divides by so every position weighs the same.
 
-    def __init__(self, seqs: Sequences, *, max_len: int, batch_size: int, random_window: bool, seed: int) -> None:
+    ``seqs`` may be a function of (epoch, rng) that returns the epoch's sequences (augmentation
+    mixes in a different sample of virtual users each epoch, or switches to the real data)."""
+
+    def __init__(self, seqs: Sequences | Callable[[int, np.random.Generator], Sequences], *, max_len: int,
+                 batch_size: int, random_window: bool, seed: int) -> None:
         self.seqs, self.max_len, self.batch_size = seqs, max_len, batch_size
         self.random_window, self.seed = random_window, seed
         self.positions_per_batch = 1.0
 
     def __call__(self, epoch: int) -> list[torch.Tensor]:
         rng = np.random.default_rng(epoch + 1_000_003 * self.seed)
-        windows = training_windows(self.seqs, self.max_len, rng if self.random_window else None)
+        seqs = self.seqs(epoch, rng) if callable(self.seqs) else self.seqs
+        windows = training_windows(seqs, self.max_len, rng if self.random_window else None)
         lengths = (windows != 0).sum(axis=1)
         order = np.lexsort((rng.random(len(windows)), lengths))
         chunks = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]

@@ -47,3 +47,25 @@ class TrainingHook:
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
         """``record`` is the epoch's entry of the training history; hooks may add fields to it."""
+
+
+@dataclass
+class PreparedData:
+    """What a data augmentation hands the model's fit: the training sequences (or a function of
+    (epoch, rng) giving each epoch's), the hooks it adds, and a summary for the run report."""
+
+    sequences: Any  # Sequences | Callable[[int, np.random.Generator], Sequences]
+    hooks: list[TrainingHook] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class DataAugmentation:
+    """Changes what a sequence model trains on (implemented in :mod:`lmrec.augment`). ``prepare``
+    runs inside ``fit`` after the config is resolved and may spend up to ``budget_share()`` of
+    the fit's time budget (e.g. training a reversed model or a generator) before the first step."""
+
+    def budget_share(self) -> float:
+        return 0.0
+
+    def prepare(self, model: Any, train: Any, budget_s: float | None) -> PreparedData:
+        raise NotImplementedError

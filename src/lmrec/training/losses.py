@@ -85,3 +85,15 @@ def chunked_softmax_ce(hidden: torch.Tensor, weights: torch.Tensor, targets: tor
     hidden (N, D), weights (n_items, D), targets (N,) item indices.
     """
     return _ChunkedSoftmaxCE.apply(hidden, weights, targets, chunk)
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """InfoNCE (NT-Xent, as in CL4SRec / DuoRec) between two views: a, b (B, D), row i of each
+    is the same user. Each of the 2B vectors must pick its partner among the other 2B - 1 by
+    dot-product similarity / temperature; the mean cross-entropy over the 2B vectors."""
+    z = torch.cat([a, b]).float()  # (2B, D)
+    n = len(a)
+    sim = (z @ z.T) / temperature  # (2B, 2B)
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)  # (2B,)
+    return F.cross_entropy(sim, partner)

@@ -157,6 +157,10 @@ class Trainer:
         by_epochs = epoch_fraction / self.epochs
         return max(by_epochs, seconds / self.time_budget_s) if self.time_budget_s else by_epochs
 
+    def progress(self) -> float:
+        """Share of the plan done at the end of the last finished epoch."""
+        return self._progress(self.state.epoch, self.state.train_seconds)
+
     def _step_lr(self, count: int, n_batches: int, seconds: float) -> float:
         st = self.state
         if self.follow is not None:
