@@ -42,10 +42,11 @@ def frozen(model: str, flat: dict) -> tuple[dict, dict]:
 
 
 def run_one(dataset: str, model: str, config: dict | None = None, seed: int = 0,
-            split: LeaveOneOutConfig | None = None, test: bool = True) -> dict:
+            split: LeaveOneOutConfig | None = None, test: bool = True, augmentation=None) -> dict:
     """Leave-one-out, full ranking, seen excluded: the protocol of the published numbers. ``config``
     is a frozen flat config (see ``frozen``); the fit gets its ``max_train_minutes`` as budget.
-    ``test=False``: fit only (screens that choose on validation never see a test number)."""
+    ``test=False``: fit only (screens that choose on validation never see a test number).
+    ``augmentation``: a ``lmrec.augment.plan.Augmenter`` the fit runs (inside its budget)."""
     ds = load_dataset(dataset)
     labels = make_split(ds.interactions, split or LeaveOneOutConfig())
     seed_everything(seed)
@@ -53,6 +54,7 @@ def run_one(dataset: str, model: str, config: dict | None = None, seed: int = 0,
     model_cfg, training = frozen(model, config or {})
     m = create_model(model, model_cfg, training=training, runtime={"progress": False})
     m.attach_items(ds.item_info)
+    m.augmentation = augmentation
     m.fit(ds.interactions.subset(labels == TRAIN), Validator(ds.interactions, labels))
     fit_s = time.perf_counter() - t0
     if not test:

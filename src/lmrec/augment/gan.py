@@ -35,6 +35,7 @@ HELD_OUT = 0.1  # share of real users kept from the generator: the fresh discrim
 MAX_JACCARD = 0.8  # a virtual user this close to a real one is a copy (a privacy leak): dropped
 DEFAULT_SECONDS = 300.0
 MIN_LIKELIHOOD_STEPS = 500
+MAX_ADVERSARIAL_ROUNDS = 1000
 ADVERSARIAL_LR = 2e-4
 
 
@@ -106,7 +107,7 @@ def _batches(n: int, rng: np.random.Generator) -> list[np.ndarray]:
 def train_generator(real: Sequences, n_items: int, allowed: np.ndarray, budget_s: float, seed: int) -> tuple[
         Generator, dict]:
     """Likelihood phase (up to half the budget: 30 epochs and at least MIN_LIKELIHOOD_STEPS steps),
-    then adversarial rounds for the rest, at a lower learning rate."""
+    then adversarial rounds (at most MAX_ADVERSARIAL_ROUNDS) for the rest, at a lower learning rate."""
     torch.manual_seed(seed)
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     tokens, lengths = _right_padded(real, MAX_LEN)
@@ -128,7 +129,7 @@ def train_generator(real: Sequences, n_items: int, allowed: np.ndarray, budget_s
     for group in opt_g.param_groups:
         group["lr"] = ADVERSARIAL_LR
     d_loss = reward = float("nan")
-    while time.perf_counter() - t0 < budget_s:
+    while rounds < MAX_ADVERSARIAL_ROUNDS and time.perf_counter() - t0 < budget_s:
         rows = rng.choice(len(tokens), BATCH)
         real_tok, real_len = tokens[rows], lengths[rows]
         fake_len = lengths[rng.choice(len(tokens), BATCH)]
