@@ -1,0 +1,107 @@
+"""Benchmark: augmentation ablation (none / contrastive / prior / gan / combinations) at equal compute.
+
+Every variant is the same frozen SASRec config (benchmarks/sasrec.py) with the same fit budget
+(``--minutes``; the augmentation's own work, e.g. training the reversed model or the generator,
+is spent inside it), leave-one-out, full ranking, seen items excluded. Each run prints one JSON
+line (validation and test NDCG@10 overall and by bucket, fit time, the augmentation summary) and
+the script ends with a markdown table; ``--jsonl FILE`` appends the lines to a file, and
+``--table FILE...`` prints mean +- std over seeds from such files. Choices (the recommended
+combination per profile) are read from the validation columns only.
+
+    .venv/bin/python benchmarks/augmentation.py ml-100k --seeds 0,1,2
+    .venv/bin/python benchmarks/augmentation.py beauty none contrastive --minutes 10 --jsonl /tmp/aug.jsonl
+    .venv/bin/python benchmarks/augmentation.py --table /tmp/aug.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine, run_one  # noqa: E402
+from sasrec import CONFIGS as SEQ  # noqa: E402
+
+from lmrec.augment.config import AugmentationConfig  # noqa: E402
+from lmrec.augment.plan import Augmenter  # noqa: E402
+
+VARIANTS = {"none": [], "contrastive": ["contrastive"], "prior": ["prior"], "gan": ["gan"],
+            "contrastive+prior": ["contrastive", "prior"], "all": ["contrastive", "prior", "gan"]}
+DATASETS = ("ml-100k", "ml-1m", "beauty")
+BUCKETS = ("<=5", "6-20", ">20")
+
+
+def record(dataset: str, variant: str, seed: int, minutes: float | None) -> dict:
+    config = dict(SEQ[(dataset, "sasrec")])
+    if minutes is not None:
+        config["max_train_minutes"] = minutes
+    methods = VARIANTS[variant]
+    augmenter = Augmenter(AugmentationConfig(methods=methods), methods, seed=seed) if methods else None
+    r = run_one(dataset, "sasrec", config, seed=seed, augmentation=augmenter)
+    s, v, st = r["summary"], r["valid_summary"], r["fitted"].train_state
+    return {"dataset": dataset, "variant": variant, "seed": seed, "minutes": config.get("max_train_minutes"),
+            "valid_ndcg@10": v["overall"]["ndcg@10"], "valid_<=5": v["by_history"]["<=5"]["ndcg@10"],
+            "ndcg@10": s["overall"]["ndcg@10"], "hr@10": s["overall"]["hr@10"],
+            **{f"ndcg@10 {b}": s["by_history"][b]["ndcg@10"] for b in BUCKETS},
+            "ndcg@10 head": s["by_popularity"]["head"]["ndcg@10"], "ndcg@10 tail": s["by_popularity"]["tail"]["ndcg@10"],
+            "epochs": st.epoch, "best_epoch": st.best_epoch, "fit_s": round(r["fit_s"], 1),
+            "augmentation": r["fitted"].augmentation_summary}
+
+
+COLUMNS = ["valid_ndcg@10", "valid_<=5", "ndcg@10", *(f"ndcg@10 {b}" for b in BUCKETS), "ndcg@10 head",
+           "ndcg@10 tail", "fit_s"]
+
+
+def table(rows: list[dict]) -> str:
+    """Mean +- std over seeds per (dataset, variant), in VARIANTS order."""
+    lines = ["| dataset | variant | seeds | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 3)]
+    for dataset in DATASETS:
+        for variant in VARIANTS:
+            group = [r for r in rows if r["dataset"] == dataset and r["variant"] == variant]
+            if not group:
+                continue
+            cells = []
+            for c in COLUMNS:
+                x = np.array([np.nan if r[c] is None else r[c] for r in group], dtype=float)
+                if np.isnan(x).all():
+                    cells.append("-")
+                elif c == "fit_s":
+                    cells.append(f"{np.nanmean(x):.0f}")
+                else:
+                    cells.append(f"{np.nanmean(x):.4f}" + (f" +- {np.nanstd(x, ddof=1):.4f}" if len(x) > 1 else ""))
+            lines.append(f"| {dataset} | {variant} | {len(group)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if args and args[0] == "--table":
+        print(table([json.loads(line) for f in args[1:] for line in Path(f).read_text().splitlines() if line]))
+        sys.exit()
+    seeds, minutes, out = [0], None, None
+    if "--seeds" in args:
+        seeds = [int(x) for x in args.pop(args.index("--seeds") + 1).split(",")]
+        args.remove("--seeds")
+    if "--minutes" in args:
+        minutes = float(args.pop(args.index("--minutes") + 1))
+        args.remove("--minutes")
+    if "--jsonl" in args:
+        out = Path(args.pop(args.index("--jsonl") + 1))
+        args.remove("--jsonl")
+    dataset = next((a for a in args if a in DATASETS), "ml-100k")
+    variants = [a for a in args if a in VARIANTS] or list(VARIANTS)
+    rows = []
+    for seed in seeds:
+        for variant in variants:
+            row = record(dataset, variant, seed, minutes)
+            rows.append(row)
+            line = json.dumps(row)
+            print(line, flush=True)
+            if out is not None:
+                with out.open("a") as f:
+                    f.write(line + "\n")
+    print(f"\n### augmentation ablation, {dataset}\nmachine: {machine()}\n")
+    print(table(rows))
