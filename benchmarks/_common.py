@@ -42,16 +42,23 @@ def frozen(model: str, flat: dict) -> tuple[dict, dict]:
 
 
 def run_one(dataset: str, model: str, config: dict | None = None, seed: int = 0,
-            split: LeaveOneOutConfig | None = None, test: bool = True, augmentation=None) -> dict:
+            split: LeaveOneOutConfig | None = None, test: bool = True, augmentation=None,
+            auto: bool = False) -> dict:
     """Leave-one-out, full ranking, seen excluded: the protocol of the published numbers. ``config``
     is a frozen flat config (see ``frozen``); the fit gets its ``max_train_minutes`` as budget.
     ``test=False``: fit only (screens that choose on validation never see a test number).
-    ``augmentation``: a ``lmrec.augment.plan.Augmenter`` the fit runs (inside its budget)."""
+    ``augmentation``: a ``lmrec.augment.plan.Augmenter`` the fit runs (inside its budget).
+    ``auto``: no frozen config: every setting "auto" (what a user without a config gets), the fit's
+    budget ``config["max_train_minutes"]`` if given."""
     ds = load_dataset(dataset)
     labels = make_split(ds.interactions, split or LeaveOneOutConfig())
     seed_everything(seed)
     t0 = time.perf_counter()
-    model_cfg, training = frozen(model, config or {})
+    if auto:
+        minutes = (config or {}).get("max_train_minutes")
+        model_cfg, training = {}, ({"time_budget": minutes} if minutes else {})
+    else:
+        model_cfg, training = frozen(model, config or {})
     m = create_model(model, model_cfg, training=training, runtime={"progress": False})
     m.attach_items(ds.item_info)
     m.augmentation = augmentation

@@ -10,11 +10,13 @@ combination per profile) are read from the validation columns only.
 
     .venv/bin/python benchmarks/augmentation.py ml-100k --seeds 0,1,2
     .venv/bin/python benchmarks/augmentation.py beauty none contrastive --minutes 10 --jsonl /tmp/aug.jsonl
+    .venv/bin/python benchmarks/augmentation.py ml-100k --auto --seeds 0,1   # settings "auto" (no config)
     .venv/bin/python benchmarks/augmentation.py --table /tmp/aug.jsonl
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -28,21 +30,29 @@ from sasrec import CONFIGS as SEQ  # noqa: E402
 from lmrec.augment.config import AugmentationConfig  # noqa: E402
 from lmrec.augment.plan import Augmenter  # noqa: E402
 
-VARIANTS = {"none": [], "contrastive": ["contrastive"], "prior": ["prior"], "gan": ["gan"],
-            "contrastive+prior": ["contrastive", "prior"], "all": ["contrastive", "prior", "gan"]}
+# name -> the augmentation section. The first six use each method's defaults; the "light" ones
+# were written after the first Beauty round (all six defaults lost on validation) to test the
+# diagnosis: fewer pseudo-prior items on the shortest histories only, then real data alone; fewer
+# virtual users per epoch.
+VARIANTS = {"none": {"methods": []}, "contrastive": {"methods": ["contrastive"]}, "prior": {"methods": ["prior"]},
+            "gan": {"methods": ["gan"]}, "contrastive+prior": {"methods": ["contrastive", "prior"]},
+            "all": {"methods": ["contrastive", "prior", "gan"]},
+            "prior-light": {"methods": ["prior"], "prior": {"k": 2, "max_history": 5, "pretrain_share": 0.5}},
+            "gan-light": {"methods": ["gan"], "gan": {"weight": 0.1}}}
 DATASETS = ("ml-100k", "ml-1m", "beauty")
 BUCKETS = ("<=5", "6-20", ">20")
 
 
-def record(dataset: str, variant: str, seed: int, minutes: float | None) -> dict:
-    config = dict(SEQ[(dataset, "sasrec")])
+def record(dataset: str, variant: str, seed: int, minutes: float | None, auto: bool = False) -> dict:
+    config = {} if auto else dict(SEQ[(dataset, "sasrec")])
     if minutes is not None:
         config["max_train_minutes"] = minutes
-    methods = VARIANTS[variant]
-    augmenter = Augmenter(AugmentationConfig(methods=methods), methods, seed=seed) if methods else None
-    r = run_one(dataset, "sasrec", config, seed=seed, augmentation=augmenter)
+    aug = AugmentationConfig.model_validate(VARIANTS[variant])
+    augmenter = Augmenter(aug, aug.methods, seed=seed) if aug.methods else None
+    r = run_one(dataset, "sasrec", config, seed=seed, augmentation=augmenter, auto=auto)
     s, v, st = r["summary"], r["valid_summary"], r["fitted"].train_state
     return {"dataset": dataset, "variant": variant, "seed": seed, "minutes": config.get("max_train_minutes"),
+            "settings": "auto" if auto else "frozen",
             "valid_ndcg@10": v["overall"]["ndcg@10"], "valid_<=5": v["by_history"]["<=5"]["ndcg@10"],
             "ndcg@10": s["overall"]["ndcg@10"], "hr@10": s["overall"]["hr@10"],
             **{f"ndcg@10 {b}": s["by_history"][b]["ndcg@10"] for b in BUCKETS},
@@ -57,22 +67,22 @@ COLUMNS = ["valid_ndcg@10", "valid_<=5", "ndcg@10", *(f"ndcg@10 {b}" for b in BU
 
 def table(rows: list[dict]) -> str:
     """Mean +- std over seeds per (dataset, variant), in VARIANTS order."""
-    lines = ["| dataset | variant | seeds | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 3)]
-    for dataset in DATASETS:
-        for variant in VARIANTS:
-            group = [r for r in rows if r["dataset"] == dataset and r["variant"] == variant]
-            if not group:
-                continue
-            cells = []
-            for c in COLUMNS:
-                x = np.array([np.nan if r[c] is None else r[c] for r in group], dtype=float)
-                if np.isnan(x).all():
-                    cells.append("-")
-                elif c == "fit_s":
-                    cells.append(f"{np.nanmean(x):.0f}")
-                else:
-                    cells.append(f"{np.nanmean(x):.4f}" + (f" +- {np.nanstd(x, ddof=1):.4f}" if len(x) > 1 else ""))
-            lines.append(f"| {dataset} | {variant} | {len(group)} | " + " | ".join(cells) + " |")
+    lines = ["| dataset | settings | variant | seeds | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 4)]
+    for dataset, settings, variant in itertools.product(DATASETS, ("frozen", "auto"), VARIANTS):
+        group = [r for r in rows if r["dataset"] == dataset and r["variant"] == variant
+                 and r.get("settings", "frozen") == settings]
+        if not group:
+            continue
+        cells = []
+        for c in COLUMNS:
+            x = np.array([np.nan if r[c] is None else r[c] for r in group], dtype=float)
+            if np.isnan(x).all():
+                cells.append("-")
+            elif c == "fit_s":
+                cells.append(f"{np.nanmean(x):.0f}")
+            else:
+                cells.append(f"{np.nanmean(x):.4f}" + (f" +- {np.nanstd(x, ddof=1):.4f}" if len(x) > 1 else ""))
+        lines.append(f"| {dataset} | {settings} | {variant} | {len(group)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -91,12 +101,13 @@ if __name__ == "__main__":
     if "--jsonl" in args:
         out = Path(args.pop(args.index("--jsonl") + 1))
         args.remove("--jsonl")
+    auto = "--auto" in args
     dataset = next((a for a in args if a in DATASETS), "ml-100k")
     variants = [a for a in args if a in VARIANTS] or list(VARIANTS)
     rows = []
     for seed in seeds:
         for variant in variants:
-            row = record(dataset, variant, seed, minutes)
+            row = record(dataset, variant, seed, minutes, auto)
             rows.append(row)
             line = json.dumps(row)
             print(line, flush=True)
