@@ -82,5 +82,7 @@ def recommended_methods(profile: DataProfile) -> list[str]:
     return RECOMMENDED[profile.regime]
 
 
-# Filled from the validation columns of benchmarks/augmentation.py; see docs/augmentation.md.
+# From the validation columns of benchmarks/augmentation.py (docs/benchmarks.md, "Augmentation
+# ablation"): no method beat none on validation on Beauty (sparse) or ML-100K (medium); ML-1M
+# (dense) is not measured yet. So "recommended" is none everywhere until a benchmark says otherwise.
 RECOMMENDED: dict[str, list[str]] = {"sparse": [], "medium": [], "dense": []}
