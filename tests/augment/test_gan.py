@@ -68,3 +68,12 @@ def test_quality_tells_random_histories_from_real_ones():
     noise = Sequences.from_lists([rng.choice(30, 6, replace=False) for _ in range(300)])
     report = quality(noise, real, held, 30, seed=0)
     assert report["fresh_discriminator_auc"] > 0.9
+
+
+def test_fresh_discriminator_needs_two_users_of_each_kind():
+    from lmrec.augment.gan import fresh_discriminator_auc
+
+    one = Sequences.from_lists([[1, 2]])
+    assert np.isnan(fresh_discriminator_auc(one, cycles(10), 30, seed=0))
+    # Small sets still score both kinds on the held-out half (no one-class AUC error).
+    assert 0 <= fresh_discriminator_auc(cycles(3, seed=1), cycles(3, seed=2), 30, seed=0, steps=5) <= 1

@@ -185,11 +185,14 @@ def fresh_discriminator_auc(real: Sequences, virtual: Sequences, n_items: int, s
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     n = min(len(real), len(virtual))
+    if n < 2:
+        return float("nan")  # too few users to train on one half and score the other
     real, virtual = real.take(rng.permutation(len(real))[:n]), virtual.take(rng.permutation(len(virtual))[:n])
     tokens, lengths = _right_padded(Sequences.concat(real, virtual), MAX_LEN)
     labels = torch.cat([torch.ones(n), torch.zeros(n)])
-    part = rng.permutation(2 * n)
-    fit, held = part[: n], part[n:]
+    # Half of each class to fit, the other half to score: both halves hold real and virtual users.
+    fit = np.concatenate([np.arange(n // 2), n + np.arange(n // 2)])
+    held = np.setdiff1d(np.arange(2 * n), fit)
     D = Discriminator(n_items)
     opt = torch.optim.Adam(D.parameters(), lr=1e-3)
     for _ in range(max(10, -(-steps // -(-len(fit) // BATCH)))):
@@ -204,12 +207,16 @@ def fresh_discriminator_auc(real: Sequences, virtual: Sequences, n_items: int, s
     return auc(scores, labels[held].numpy())
 
 
+def _rounded(x: float) -> float | None:
+    return None if np.isnan(x) else round(x, 4)
+
+
 def quality(virtual: Sequences, real_train: Sequences, real_held_out: Sequences, n_items: int, seed: int) -> dict:
     counts = real_train.to_matrix(n_items, binary=False).sum(axis=0).A1  # events per item among real users
     jac = max_jaccard(virtual, real_train, n_items)
     real_items = np.unique(real_train.values)
     return {
-        "fresh_discriminator_auc": round(fresh_discriminator_auc(real_held_out, virtual, n_items, seed), 4),
+        "fresh_discriminator_auc": _rounded(fresh_discriminator_auc(real_held_out, virtual, n_items, seed)),
         "length_ks": round(float(stats.ks_2samp(real_train.lengths(), virtual.lengths()).statistic), 4),
         "popularity_ks": round(float(stats.ks_2samp(counts[real_train.values], counts[virtual.values]).statistic), 4),
         "item_coverage": round(float(np.isin(real_items, virtual.values).mean()), 4),
