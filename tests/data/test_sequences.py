@@ -14,3 +14,10 @@ def test_matrix_counts_repeats_once_when_binary():
     s = Sequences.from_lists([[1, 1, 2]])
     assert s.to_matrix(3).toarray().tolist() == [[0, 1, 1]]
     assert s.to_matrix(3, binary=False).toarray().tolist() == [[0, 2, 1]]
+
+
+def test_concat_keeps_every_row_in_order():
+    from lmrec.data.sequences import Sequences
+
+    out = Sequences.concat(Sequences.from_lists([[1, 2], []]), Sequences.from_lists([[3]]), Sequences.from_lists([]))
+    assert [out[r].tolist() for r in range(len(out))] == [[1, 2], [], [3]]

@@ -29,7 +29,7 @@ def check_output(path: Path, overwrite: bool = False) -> None:
         raise DataValidationError(f"output must end in {' or '.join(FORMATS)}", path=path)
     if path.exists() and not overwrite:
         raise DataValidationError("already exists (pass --overwrite to replace it)", path=path)
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent
     if not parent.is_dir():
         raise DataValidationError(f"directory {parent} does not exist", path=path)
     if not os.access(parent, os.W_OK):
