@@ -17,7 +17,5 @@ def test_matrix_counts_repeats_once_when_binary():
 
 
 def test_concat_keeps_every_row_in_order():
-    from lmrec.data.sequences import Sequences
-
     out = Sequences.concat(Sequences.from_lists([[1, 2], []]), Sequences.from_lists([[3]]), Sequences.from_lists([]))
     assert [out[r].tolist() for r in range(len(out))] == [[1, 2], [], [3]]
