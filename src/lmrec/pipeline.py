@@ -175,9 +175,6 @@ def build_augmenter(config: RunConfig, profile: DataProfile, klass, dataset, log
     if not klass.trains_on_sequences:
         raise ConfigError(f"augmentation: model {klass.name!r} does not train on event sequences; augmentation "
                           "applies to sasrec, sasrec-text and dnn")
-    if "contrastive" in methods and "substitute" in aug.contrastive.views and not klass.uses_item_content:
-        raise ConfigError(f"augmentation.contrastive.views: 'substitute' needs item content; model {klass.name!r} "
-                          "has none (use sasrec-text with an items file)")
     augmenter = Augmenter(aug, methods, seed=config.training.seed)
     if "gan" in methods and aug.gan.file:
         augmenter.virtual = read_virtual_users(aug.gan.file, dataset.items)

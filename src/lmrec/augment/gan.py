@@ -211,9 +211,11 @@ def _rounded(x: float) -> float | None:
     return None if np.isnan(x) else round(x, 4)
 
 
-def quality(virtual: Sequences, real_train: Sequences, real_held_out: Sequences, n_items: int, seed: int) -> dict:
-    counts = real_train.to_matrix(n_items, binary=False).sum(axis=0).A1  # events per item among real users
-    jac = max_jaccard(virtual, real_train, n_items)
+def quality(virtual: Sequences, real_train: Sequences, real_held_out: Sequences, n_items: int, seed: int,
+            jaccard: np.ndarray | None = None) -> dict:
+    """``jaccard``: ``max_jaccard(virtual, real_train, n_items)`` when the caller already has it."""
+    counts = np.bincount(real_train.values, minlength=n_items)  # events per item among real users
+    jac = max_jaccard(virtual, real_train, n_items) if jaccard is None else jaccard
     real_items = np.unique(real_train.values)
     return {
         "fresh_discriminator_auc": _rounded(fresh_discriminator_auc(real_held_out, virtual, n_items, seed)),
@@ -240,14 +242,17 @@ def virtual_users(real: Sequences, n_items: int, allowed: np.ndarray, config: Ga
     n = config.users or max(1, users.size // 4)
     G, summary = train_generator(fit_real, n_items, allowed, DEFAULT_SECONDS if budget_s is None else budget_s * 0.85,
                                  seed)
-    pool = real.take(users).lengths()
-    virtual, dropped, attempt = Sequences.from_lists([]), 0, 0
+    real_users = real.take(users)
+    pool = real_users.lengths()
+    virtual, jaccard, dropped, attempt = Sequences.from_lists([]), np.zeros(0), 0, 0
     while len(virtual) < n and attempt < 5:
         batch = generate(G, n - len(virtual), pool, allowed, seed + 1 + attempt)
-        keep = max_jaccard(batch, real.take(users), n_items) <= MAX_JACCARD
+        jac = max_jaccard(batch, real_users, n_items)
+        keep = jac <= MAX_JACCARD
         dropped += int((~keep).sum())
-        virtual, attempt = Sequences.concat(virtual, batch.take(np.flatnonzero(keep))), attempt + 1
+        virtual, jaccard = Sequences.concat(virtual, batch.take(np.flatnonzero(keep))), np.concatenate([jaccard, jac[keep]])
+        attempt += 1
     summary |= {"copies_dropped": dropped}
-    summary |= quality(virtual, real.take(users), real.take(held), n_items, seed)
+    summary |= quality(virtual, real_users, real.take(held), n_items, seed, jaccard)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     return virtual, summary

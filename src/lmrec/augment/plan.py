@@ -56,6 +56,10 @@ class Augmenter(DataAugmentation):
         summary: dict[str, Any] = {"methods": self.methods}
         real = train.sequences()
         augmented = real
+        if "contrastive" in self.methods:  # first: a bad view option fails before the costly methods run
+            neighbour = model.content_neighbours(train.item_counts() > 0) if model.uses_item_content else None
+            hooks.append(ContrastiveHook(cfg.contrastive, self.seed, neighbour))
+            summary["contrastive"] = cfg.contrastive.model_dump()
         if "prior" in self.methods:
             c = model.config
             arch = {"max_len": c.max_len, "d_model": c.d_model, "dropout": c.dropout}
@@ -69,10 +73,6 @@ class Augmenter(DataAugmentation):
                 self.virtual, self.gan_summary = virtual_users(real, train.n_items, train.item_counts() > 0, cfg.gan,
                                                                budget_s=share, seed=self.seed)
             summary["gan"] = self.gan_summary | {"virtual_users": len(self.virtual), "weight": cfg.gan.weight}
-        if "contrastive" in self.methods:
-            neighbour = model.content_neighbours(train.item_counts() > 0) if model.uses_item_content else None
-            hooks.append(ContrastiveHook(cfg.contrastive, self.seed, neighbour))
-            summary["contrastive"] = cfg.contrastive.model_dump()
         phase = _PhaseHook() if "prior" in self.methods and cfg.prior.pretrain_share < 1 else None
         if phase is not None:
             hooks.append(phase)

@@ -215,7 +215,7 @@ class SASRecText(SASRec):
         self.resolve_auto(train)
         mode = self.config.text_knn_weight
         lagged = mode == "lagged" and self.config.fusion != "id" and valid is not None
-        budget = time_budget_s if time_budget_s is not None else self.training.time_budget * 60
+        budget = self._fit_budget(time_budget_s)
         started = time.perf_counter()
         super().fit(train, valid, time_budget_s=budget / 2 if lagged else budget)
         self.knn_validation = {}

@@ -130,7 +130,7 @@ class SequentialRecommender(Recommender, VectorScorer):
 
     def setup(self, train: Interactions, budget_s: float | None = None) -> None:
         """What ``fit`` does before the first step: resolve "auto", prepare the model's data-dependent
-        state, run the data augmentation (which may spend its share of ``budget_s``), build the
+        state, run the data augmentation (which may spend its share of the fit's budget), build the
         network and the batches (also what step-timing benchmarks call)."""
         self.resolve_auto(train)
         self._seed = int(torch.initial_seed() % (2**31))
@@ -138,7 +138,7 @@ class SequentialRecommender(Recommender, VectorScorer):
         self._prepare(train)
         sequences = train.sequences()
         if self.augmentation:
-            prepared = self.augmentation.prepare(self, train, budget_s)
+            prepared = self.augmentation.prepare(self, train, self._fit_budget(budget_s))
             sequences, self._augmentation_hooks, self.augmentation_summary = (prepared.sequences, prepared.hooks,
                                                                               prepared.summary)
         self.net = self.build_net(train.n_items)
@@ -146,12 +146,14 @@ class SequentialRecommender(Recommender, VectorScorer):
                                               batch_size=self.training.batch_size,
                                               random_window=self.training.window == "random", seed=self._seed)
 
+    def _fit_budget(self, time_budget_s: float | None) -> float:
+        """Seconds for the fit: the caller's, else the (resolved) training config's whole budget."""
+        return time_budget_s if time_budget_s is not None else self.training.time_budget * 60
+
     def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
         started = time.perf_counter()
-        self.resolve_auto(train)
-        budget = time_budget_s if time_budget_s is not None else self.training.time_budget * 60
-        self.setup(train, budget)
-        left = max(1.0, budget - (time.perf_counter() - started))  # augmentation may have spent its share
+        self.setup(train, time_budget_s)
+        left = max(1.0, self._fit_budget(time_budget_s) - (time.perf_counter() - started))  # less augmentation's share
         trainer = Trainer(self.net, self._batches, self._loss, self.training, self._validator(valid),
                           runtime=self.runtime, time_budget_s=left, follow=self._follow,
                           hooks=[*self.hooks, *self._augmentation_hooks])
