@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lmrec.augment.config import AugmentationConfig
+from lmrec.data.labels import LabelRule
 from lmrec.data.processing import ProcessingConfig
 from lmrec.data.readers import ColumnMapping
 from lmrec.data.splits import LeaveOneOutConfig, SplitConfig
@@ -23,7 +24,10 @@ from lmrec.evaluation.evaluator import EvalConfig
 from lmrec.training.config import RuntimeConfig, TrainingConfig
 
 
-class DataConfig(BaseModel):
+class DataConfig(LabelRule):
+    """Inputs; ``like_threshold`` / ``event_labels`` give events a like / dislike label (default for
+    ml-100k and ml-latest-small: rating >= 4)."""
+
     model_config = ConfigDict(extra="forbid")
 
     columns: ColumnMapping = Field(default_factory=ColumnMapping)

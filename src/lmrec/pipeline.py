@@ -24,8 +24,9 @@ from lmrec.data.profile import DataProfile
 from lmrec.data.splits import TEST, TRAIN, VALID, make_split
 from lmrec.errors import ConfigError
 from lmrec.evaluation.evaluator import Validator, evaluate
+from lmrec.evaluation.interest import InterestValidator, evaluate_interest, format_interest
 from lmrec.evaluation.report import write_report
-from lmrec.models.base import Recommender, validate_config
+from lmrec.models.base import InterestPredictor, Recommender, validate_config
 from lmrec.models.registry import get_model_class
 from lmrec.runs import write_run
 from lmrec.training.auto import DEFAULT_BUDGET_MINUTES
@@ -90,7 +91,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         base = processing or (DATASETS[str(source)].processing if str(source) in DATASETS else ProcessingConfig())
         processing = base.model_copy(update={"keep_unseen_items": True})
     dataset = load_dataset(source, items=items, columns=config.data.columns, processing=processing,
-                           item_id_column=config.data.item_id_column)
+                           item_id_column=config.data.item_id_column, labels=config.data)
     stats = dataset.describe()
     labels = make_split(dataset.interactions, config.split)
     train = dataset.interactions.subset(labels == TRAIN)
@@ -99,6 +100,14 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         f"{(labels == TRAIN).sum():,} train / {(labels == VALID).sum():,} valid / {(labels == TEST).sum():,} test events")
     for step, removed in dataset.report.steps:
         log(f"  processing removed {removed:,} events: {step}")
+    if dataset.interactions.label is not None:
+        liked = dataset.interactions.label
+        log(f"labels: {(liked == 1).sum():,} likes, {(liked == 0).sum():,} dislikes"
+            + (f", {(liked < 0).sum():,} unlabelled events" if (liked < 0).any() else ""))
+    elif klass.task == "interest":
+        raise ConfigError(f"model {model_name!r} predicts like / dislike and needs labelled events: set "
+                          "data.like_threshold (events with a rating column) or data.event_labels (an event_type "
+                          "column) in the config, or pass --like-threshold")
     profile = DataProfile.of(train, item_text=klass.uses_item_content)
     log(f"profile of the training part: {profile.describe()}")
 
@@ -113,7 +122,10 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     fits = eval_model.fits_per_training()
     # The refit trains on every event: its epochs are longer by about the ratio of events.
     refit_cost = len(dataset.interactions) / max(1, len(train)) if config.training.refit else 0.0
-    validator = Validator(dataset.interactions, labels) if (labels == VALID).any() else None
+    validator = None
+    if (labels == VALID).any():
+        validator = InterestValidator(dataset.interactions, labels) if klass.task == "interest" \
+            else Validator(dataset.interactions, labels)
     if validator is None:
         log("no validation targets (every user has fewer events than the split needs): no early stopping, "
             "the fit runs for its whole plan")
@@ -128,6 +140,10 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     t0 = time.perf_counter()
     result = evaluate(eval_model, dataset.interactions, labels, TEST, config.evaluation, progress=config.runtime.progress)
     summary = result.summary()
+    if isinstance(eval_model, InterestPredictor) and dataset.interactions.label is not None:
+        summary["interest"] = evaluate_interest(eval_model, dataset.interactions, labels, TEST,
+                                                seed=config.training.seed)
+        log(format_interest(summary["interest"]))
     timings["evaluate_s"] = time.perf_counter() - t0
 
     models: dict[str, Recommender] = {"model": eval_model}
@@ -204,7 +220,8 @@ def log_choices(model: Recommender, log) -> None:
             + ", ".join(f"{k}={v}" for k, v in model.auto_choices.items()))
     st = model.train_state
     if st is not None:
-        log(f"fit: {describe_training(model)}; best validation NDCG@10 {st.best_score:.4f} at epoch {st.best_epoch}"
+        metric = "AUC" if model.task == "interest" else "NDCG@10"
+        log(f"fit: {describe_training(model)}; best validation {metric} {st.best_score:.4f} at epoch {st.best_epoch}"
             + (f"; validation every {st.eval_every} epochs" if st.eval_every else ""))
 
 

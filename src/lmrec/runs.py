@@ -2,7 +2,7 @@
 
     RUN_DIR/
       run.json             what was trained on what, with the full validated config and timings
-      data/events.parquet  processed events (dense indices) with their split label
+      data/events.parquet  processed events (dense indices) with their split label (and like / dislike)
       data/users.json      user vocabulary (original ids in index order)
       data/items.json      item vocabulary
       data/items.parquet   item metadata in index order (when an items file was given)
@@ -30,7 +30,7 @@ from lmrec.data.processing import Dataset
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.data.vocab import Vocabulary
 from lmrec.errors import DataValidationError, RunError
-from lmrec.models.base import Recommender
+from lmrec.models.base import InterestPredictor, Recommender
 
 RUN_FILE = "run.json"
 
@@ -54,7 +54,7 @@ class Run:
         items = Vocabulary.load(path / "data" / "items.json")
         info_path = path / "data" / "items.parquet"
         inter = Interactions(events["user"].to_numpy(), events["item"].to_numpy(), events["timestamp"].to_numpy(),
-                             len(users), len(items))
+                             len(users), len(items), events["like"].to_numpy() if "like" in events.columns else None)
         dataset = Dataset(inter, users, items, pl.read_parquet(info_path) if info_path.exists() else None,
                           name=meta["data"]["name"])
         return cls(path, meta, parse_config(meta["config"], str(path / RUN_FILE)), dataset,
@@ -91,6 +91,40 @@ class Run:
             "item_id": pl.Series(self.dataset.items.decode(top[valid])),
             "score": scores[valid],
         })
+
+    def interest_model(self) -> InterestPredictor:
+        model = self.load_model()
+        if not isinstance(model, InterestPredictor) or self.dataset.interactions.label is None:
+            raise RunError(f"the model of run {self.path} ({self.model_name}) does not predict like / dislike; "
+                           "train one with `lmrec train --model interest` on data with ratings or event types")
+        return model
+
+    def predict_interest(self, user_ids: list, item_ids: list) -> tuple[np.ndarray, list[str | None]]:
+        """P(like) for each (user, item) pair from the user's whole labelled history, and per pair
+        None or why it was rejected (unknown user or item); rejected pairs get NaN."""
+        model = self.interest_model()
+        users, items = self.dataset.users, self.dataset.items
+        errors: list[str | None] = []
+        u_idx, i_idx = np.full(len(user_ids), -1), np.full(len(user_ids), -1)
+        for j, (u, i) in enumerate(zip(user_ids, item_ids, strict=True)):
+            if u is None or u not in users:
+                errors.append(f"unknown user_id {u!r}")
+            elif i is None or i not in items:
+                errors.append(f"unknown item_id {i!r}")
+            else:
+                errors.append(None)
+                u_idx[j], i_idx[j] = users.index(u), items.index(i)
+        out = np.full(len(user_ids), np.nan)
+        ok = np.flatnonzero(u_idx >= 0)
+        if ok.size:
+            order = ok[np.argsort(u_idx[ok], kind="stable")]  # pairs grouped by user, one row per user
+            rows, first = np.unique(u_idx[order], return_index=True)
+            candidates = Sequences(np.append(first, order.size).astype(np.int64), i_idx[order])
+            inter = self.dataset.interactions
+            p = model.predict_interest(inter.sequences().take(rows), inter.label_sequences().take(rows), candidates,
+                                       rows)
+            out[order] = p
+        return out, errors
 
     def similar(self, item_id, k: int) -> pl.DataFrame:
         items = self.dataset.items
@@ -130,7 +164,8 @@ def write_run(out: Path, *, meta: dict, dataset: Dataset, labels: np.ndarray, mo
     try:
         (tmp / "data").mkdir()
         inter = dataset.interactions
-        pl.DataFrame({"user": inter.user, "item": inter.item, "timestamp": inter.timestamp, "label": labels}) \
+        likes = {} if inter.label is None else {"like": inter.label}
+        pl.DataFrame({"user": inter.user, "item": inter.item, "timestamp": inter.timestamp, "label": labels} | likes) \
             .write_parquet(tmp / "data" / "events.parquet")
         dataset.users.save(tmp / "data" / "users.json")
         dataset.items.save(tmp / "data" / "items.json")

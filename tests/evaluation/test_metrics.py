@@ -82,3 +82,25 @@ def test_agrees_with_ranx_on_random_rankings():
         theirs = ranx.evaluate(ranx.Qrels(qrels), ranx.Run(run), list(ours))
     for name, value in ours.items():
         assert value == pytest.approx(theirs[name], abs=1e-9), name
+
+
+def test_log_loss_by_hand():
+    p, y = np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0])
+    expected = -(math.log(0.9) + math.log(0.8) + math.log(0.4)) / 3
+    assert M.log_loss(p, y) == pytest.approx(expected)
+    assert math.isfinite(M.log_loss(np.array([0.0, 1.0]), np.array([1, 0])))  # clipped, not inf
+
+
+def test_accuracy_by_hand():
+    assert M.accuracy(np.array([0.9, 0.2, 0.6, 0.5]), np.array([1, 0, 0, 1])) == pytest.approx(0.75)
+
+
+def test_interest_metrics_agree_with_scikit_learn():
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(0.3 * y + rng.random(500) * 0.7, 0.01, 0.99)
+    p[:50] = 0.5  # ties count half in both
+    assert M.auc(p, y) == pytest.approx(sk.roc_auc_score(y, p))
+    assert M.log_loss(p, y) == pytest.approx(sk.log_loss(y, p))
+    assert M.accuracy(p, y) == pytest.approx(sk.accuracy_score(y, p >= 0.5))

@@ -11,6 +11,7 @@ FAST: dict[str, dict] = {
     "dnn": _NEURAL | {"hidden": [32]},
     "text-knn": {},
     "sasrec-text": _NEURAL | {"n_heads": 2, "n_layers": 1, "adapter_hidden": 16},
+    "interest": _NEURAL | {"n_heads": 2, "n_layers": 1},
 }
 
 

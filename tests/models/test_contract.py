@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmrec.data import load_dataset
+from lmrec.data import LabelRule, load_dataset
 from lmrec.data.sequences import Sequences
 from lmrec.errors import ConfigError, NotFittedError
 from lmrec.models import Recommender, model_names
@@ -18,7 +18,8 @@ def dataset(tmp_path_factory):
     folder = tmp_path_factory.mktemp("contract")
     make_events().write_csv(folder / "events.csv")
     make_items().write_csv(folder / "items.csv")
-    return load_dataset(folder / "events.csv", items=folder / "items.csv")
+    # Labelled (rating >= 4 is a like) so that models that learn interest fit too; the others ignore it.
+    return load_dataset(folder / "events.csv", items=folder / "items.csv", labels=LabelRule(like_threshold=4))
 
 
 @pytest.fixture(scope="module", params=model_names())

@@ -97,6 +97,9 @@ def train(
         "--time-budget", min=0.1, metavar="MINUTES", help="wall time for the whole command: data, fit(s), refit "
         "and evaluation (default 24: ML-1M- or Beauty-sized data, with or without item text, stays within 25 "
         "minutes on 2 CPU cores; small data stops sooner by early stopping)")] = None,
+    like_threshold: Annotated[float | None, typer.Option(
+        "--like-threshold", help="rating >= this is a like, below it a dislike (labels for --model interest; "
+        "default for ml-100k and ml-latest-small: 4)")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory")] = False,
 ) -> None:
     """Train a model and write a self-contained run directory.
@@ -119,6 +122,8 @@ def train(
         cfg.data.item_vectors = [str(p) for p in item_vectors]
     if time_budget is not None:
         cfg.training.time_budget = time_budget
+    if like_threshold is not None:
+        cfg.data.like_threshold = like_threshold
     result = train_run(data, model, out, cfg, items=items, overwrite=overwrite, log=console.print)
     k = 10 if 10 in cfg.evaluation.ks else cfg.evaluation.ks[0]
     console.print(rich_table(result.summary, k, title=f"{model} on {data}: test, full ranking"))
@@ -193,6 +198,74 @@ def recommend(
     df.write_csv(tmp)
     tmp.replace(output)
     console.print(f"[green]wrote[/] {df.height:,} rows for {df['user_id'].n_unique():,} users -> {output}")
+
+
+@app.command()
+@friendly_errors
+def predict(
+    run: RunOpt,
+    user: Annotated[str | None, typer.Option("--user", help="original user id (with --item)")] = None,
+    item: Annotated[list[str] | None, typer.Option("--item", help="original item id; repeatable")] = None,
+    pairs: Annotated[Path | None, typer.Option("--pairs", help="CSV of pairs to predict in bulk: columns "
+                                               "user_id,item_id (with --output)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="CSV to write for --pairs: user_id,item_id,"
+                                                "probability; rejected rows go to OUTPUT.rejected.csv")] = None,
+) -> None:
+    """P(like) of items for a user, from a run trained with `--model interest`.
+
+    The user's whole history in the run (items and their like / dislike labels) is the input.
+    One user: `--user U --item I [--item ...]` prints a table. In bulk: `--pairs pairs.csv
+    --output preds.csv`; every input row is answered in the output or rejected (unknown user or
+    item) in OUTPUT.rejected.csv with its row number.
+    """
+    import numpy as np
+    import polars as pl
+
+    from lmrec.data.readers import ROW, read_table
+    from lmrec.errors import DataValidationError
+    from lmrec.runs import Run
+
+    if (pairs is None) == (user is None):
+        raise LmrecError("give either --user with --item, or --pairs with --output")
+    r = Run.open(run)
+    if user is not None:
+        if not item:
+            raise LmrecError("--user needs at least one --item")
+        probs, errors = r.predict_interest([user] * len(item), list(item))
+        table = Table(title=f"P(like) for user {user}")
+        for col in ("item_id", "title", "probability"):
+            table.add_column(col, justify="right" if col == "probability" else "left")
+        for i, p, err in zip(item, probs, errors, strict=True):
+            title = r.item_titles([r.dataset.items.index(i)])[0] if err is None else ""
+            table.add_row(i, title, err or f"{p:.4f}")
+        Console().print(table)
+        if all(errors):
+            raise typer.Exit(2)
+        return
+    if output is None:
+        raise LmrecError("--pairs needs --output")
+    df = read_table(pairs)
+    for col in ("user_id", "item_id"):
+        if col not in df.columns:
+            raise DataValidationError(f"missing column; expected user_id,item_id, the file has "
+                                      f"{[c for c in df.columns if c != ROW]}", path=pairs, column=col)
+    probs, errors = r.predict_interest(df["user_id"].to_list(), df["item_id"].to_list())
+    ok = np.array([e is None for e in errors])
+    answered = df.select("user_id", "item_id").filter(pl.Series(ok)).with_columns(probability=pl.Series(probs[ok]))
+    rejected = df.filter(pl.Series(~ok)).select(pl.col(ROW).alias("row"), "user_id", "item_id") \
+        .with_columns(reason=pl.Series([e for e in errors if e is not None], dtype=pl.String))
+    rejected_path = output.with_name(output.name.removesuffix(".csv") + ".rejected.csv")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for frame, path in ((answered, output), (rejected, rejected_path)):
+        if path is rejected_path and frame.height == 0:
+            path.unlink(missing_ok=True)  # no stale rejections from an earlier call
+            continue
+        tmp = path.with_name(f".{path.name}.tmp")
+        frame.write_csv(tmp)
+        tmp.replace(path)
+    console.print(f"[green]wrote[/] {answered.height:,} predictions -> {output}"
+                  + (f"; [yellow]{rejected.height:,} rows rejected[/] -> {rejected_path} (e.g. row "
+                     f"{rejected['row'][0]}: {rejected['reason'][0]})" if rejected.height else ""))
 
 
 @app.command()

@@ -129,6 +129,7 @@ class DatasetSpec:
     loader: Callable[[Path], tuple[pl.DataFrame, pl.DataFrame]]
     folder: str
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    like_threshold: float | None = None  # default like / dislike rule (data.labels) when the config sets none
     url: str | None = None
     md5: str | None = None
     archive_members: dict[str, str] = field(default_factory=dict)
@@ -137,7 +138,7 @@ class DatasetSpec:
 DATASETS: dict[str, DatasetSpec] = {
     "ml-100k": DatasetSpec(
         "ml-100k", "MovieLens 100K: 943 users, 1,682 movies, 100,000 ratings with timestamps; titles, genres",
-        _ml100k, "movielens-100k/raw",
+        _ml100k, "movielens-100k/raw", like_threshold=4.0,
         url="https://files.grouplens.org/datasets/movielens/ml-100k.zip",
         md5="0e33842e24a9c977be4e0107933c0723",
         archive_members={"ml-100k/u.data": "u.data", "ml-100k/u.item": "u.item", "ml-100k/u.user": "u.user"},
@@ -159,7 +160,7 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
     "ml-latest-small": DatasetSpec(
         "ml-latest-small", "MovieLens latest-small (2015): 706 users, 8,552 movies, 100,023 ratings with "
-        "timestamps; titles, genres", _ml_latest_small, "movielens-latest-small/raw",
+        "timestamps; titles, genres", _ml_latest_small, "movielens-latest-small/raw", like_threshold=4.0,
     ),
     "lastfm": DatasetSpec(
         "lastfm", "Last.fm (HetRec 2011) plays: 1,892 users, 17,632 artists, 92,834 (user, artist, play count) "

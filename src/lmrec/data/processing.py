@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from lmrec.data.labels import LabelRule, derive_labels
 from lmrec.data.readers import ROW
 from lmrec.data.sequences import Interactions
 from lmrec.data.vocab import Vocabulary
@@ -99,8 +100,10 @@ def k_core(df: pl.DataFrame, min_user: int, min_item: int) -> pl.DataFrame:
 
 
 def process(events: pl.DataFrame, config: ProcessingConfig | None = None, items: pl.DataFrame | None = None,
-            *, name: str = "dataset", items_path: str | None = None) -> Dataset:
+            *, name: str = "dataset", items_path: str | None = None, labels: LabelRule | None = None) -> Dataset:
     """Build a :class:`Dataset` from normalised events (see ``readers.normalise_interactions``).
+
+    With an active ``labels`` rule every event gets a like / dislike label (``Interactions.label``).
 
     Ordering: events are sorted by user, then timestamp, then their row in the input file, so
     ties in time keep the order the file gave them (a stable, reproducible tie-break).
@@ -132,6 +135,8 @@ def process(events: pl.DataFrame, config: ProcessingConfig | None = None, items:
         item_info, catalogue = _align_items(items, df, config, items_path or "items file")
     users = Vocabulary.from_series(df["user"])
     item_vocab = Vocabulary.from_series(catalogue)
+    if labels is not None and labels.active:
+        df = df.with_columns(pl.Series("_label", derive_labels(df, labels, name)))
     df = df.sort(["user", "timestamp", ROW])
     inter = Interactions(
         user=users.encode(df["user"]),
@@ -139,6 +144,7 @@ def process(events: pl.DataFrame, config: ProcessingConfig | None = None, items:
         timestamp=df["timestamp"].to_numpy().astype(np.int64),
         n_users=len(users),
         n_items=len(item_vocab),
+        label=df["_label"].to_numpy().astype(np.int8) if "_label" in df.columns else None,
     )
     if item_info is not None:
         order = pl.DataFrame({"item": pl.Series(item_vocab.ids)})

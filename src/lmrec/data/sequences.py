@@ -121,16 +121,24 @@ class Interactions:
     timestamp: np.ndarray  # (N,) int64, seconds
     n_users: int
     n_items: int
+    label: np.ndarray | None = None  # (N,) int8: 1 like, 0 dislike, -1 unlabelled (data.labels); None: no rule
 
     def __len__(self) -> int:
         return self.user.size
 
     def subset(self, mask: np.ndarray) -> Interactions:
-        return Interactions(self.user[mask], self.item[mask], self.timestamp[mask], self.n_users, self.n_items)
+        return Interactions(self.user[mask], self.item[mask], self.timestamp[mask], self.n_users, self.n_items,
+                            None if self.label is None else self.label[mask])
 
     def sequences(self) -> Sequences:
         """One row per user index (empty rows for users without events), items in time order."""
         return Sequences.from_sorted_groups(self.user, self.item, self.n_users)
+
+    def label_sequences(self) -> Sequences:
+        """The labels in the layout of :meth:`sequences` (needs labels)."""
+        if self.label is None:
+            raise ValueError("these events have no like / dislike labels")
+        return Sequences.from_sorted_groups(self.user, self.label, self.n_users)
 
     def item_counts(self) -> np.ndarray:
         return np.bincount(self.item, minlength=self.n_items)

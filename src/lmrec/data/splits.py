@@ -163,3 +163,29 @@ def eval_set(data: Interactions, labels: np.ndarray, stage: int) -> EvalSet:
         histories=history.sequences().take(users),
         targets=targets.sequences().take(users),
     )
+
+
+@dataclass
+class InterestSet:
+    """Labelled events to predict at one stage: each user's events before the stage (with their
+    labels, the model's input) and the stage's labelled events (candidate items and the truth)."""
+
+    users: np.ndarray  # (U,) user indices
+    histories: Sequences  # U rows of item indices
+    history_labels: Sequences  # U rows, aligned with histories: 1 like, 0 dislike, -1 unlabelled
+    candidates: Sequences  # U rows of item indices to predict
+    targets: np.ndarray  # (N,) 0/1 labels, aligned with candidates.values
+
+
+def interest_set(data: Interactions, labels: np.ndarray, stage: int) -> InterestSet:
+    """The interest-prediction set for ``stage`` (VALID or TEST); only labelled events are targets."""
+    if data.label is None:
+        raise ValueError("interest prediction needs like / dislike labels (data.like_threshold or data.event_labels)")
+    target_mask = (labels == stage) & (data.label >= 0)
+    users = np.unique(data.user[target_mask])
+    history = data.subset(labels < stage)
+    targets = data.subset(target_mask)
+    return InterestSet(users=users, histories=history.sequences().take(users),
+                       history_labels=history.label_sequences().take(users),
+                       candidates=targets.sequences().take(users),
+                       targets=targets.label_sequences().take(users).values)

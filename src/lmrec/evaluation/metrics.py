@@ -91,3 +91,15 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
         raise ValueError("auc needs both positive and negative labels")
     ranks = rankdata(scores)
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def log_loss(probabilities: np.ndarray, labels: np.ndarray, eps: float = 1e-7) -> float:
+    """Mean binary cross-entropy of predicted P(label = 1), clipped to [eps, 1 - eps]."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), eps, 1 - eps)
+    y = np.asarray(labels).astype(bool)
+    return float(-np.mean(np.where(y, np.log(p), np.log1p(-p))))
+
+
+def accuracy(probabilities: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> float:
+    """Share of predictions on the right side of ``threshold`` (P >= threshold predicts 1)."""
+    return float(np.mean((np.asarray(probabilities) >= threshold) == np.asarray(labels).astype(bool)))

@@ -60,6 +60,10 @@ def markdown(summary: dict, *, title: str, context: dict, plots: list[str], head
               f"are the target item's: head = top {head_fraction:.0%} of items by their number of events before the "
               "evaluated stage (what the model could know), tail = the other items with such events, cold = none.", ""]
     lines += [f"![{Path(p).stem}]({p})" for p in plots]
+    if "interest" in summary:
+        from lmrec.evaluation.interest import interest_markdown
+
+        lines += interest_markdown(summary["interest"])
     return "\n".join(lines) + "\n"
 
 

@@ -79,6 +79,9 @@ class Recommender(ABC):
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     uses_item_content: ClassVar[bool] = False  # True: attach_items() must be called before fit()
     trains_on_sequences: ClassVar[bool] = False  # True: takes a data augmentation (lmrec.augment) in fit()
+    # What fit() learns and early-stops on: "next-item" (ranking, NDCG@10) or "interest" (P(like),
+    # AUC on the validation stage's labelled events; needs like / dislike labels in the data).
+    task: ClassVar[str] = "next-item"
 
     def __init__(self, config: ModelConfig | dict[str, Any] | None = None, *,
                  training: TrainingConfig | dict[str, Any] | None = None,
@@ -251,6 +254,18 @@ class VectorScorer(ABC):
     @abstractmethod
     def output_item_vectors(self) -> torch.Tensor:
         """(n_items, D) item vectors; ``score = query_vectors @ output_item_vectors.T``."""
+
+
+class InterestPredictor(ABC):
+    """Capability: P(like) of candidate items given a history whose events may carry like /
+    dislike labels (1 like, 0 dislike, -1 unlabelled)."""
+
+    @abstractmethod
+    def predict_interest(self, histories: Sequences, history_labels: Sequences, candidates: Sequences,
+                         users: np.ndarray | None = None) -> np.ndarray:
+        """(N,) probabilities aligned with ``candidates.values``; row r of every argument is one user.
+        ``users`` (user indices of the training data, -1 for unknown) is only read by models that
+        keep per-user parameters."""
 
 
 def _top_excluding_self(sims: torch.Tensor, items: np.ndarray, k: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:

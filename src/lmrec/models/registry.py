@@ -10,11 +10,12 @@ def _registry() -> dict[str, type[Recommender]]:
     # Imported here so that heavy models load only when asked for.
     from lmrec.models.baselines import EASE, ItemKNN, Popularity
     from lmrec.models.dnn import DNN
+    from lmrec.models.interest import Interest
     from lmrec.models.sasrec import SASRec
     from lmrec.models.sasrec_text import SASRecText
     from lmrec.models.textknn import TextKNN
 
-    return {m.name: m for m in (Popularity, ItemKNN, EASE, SASRec, DNN, TextKNN, SASRecText)}
+    return {m.name: m for m in (Popularity, ItemKNN, EASE, SASRec, DNN, TextKNN, SASRecText, Interest)}
 
 
 def model_names() -> list[str]:

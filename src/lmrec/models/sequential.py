@@ -47,11 +47,13 @@ class SequentialConfig(ModelConfig):
         "item both have < 20, else 0.2)")
 
 
-class SequentialRecommender(Recommender, VectorScorer):
-    """Base of the neural next-item models; trained by :class:`lmrec.training.trainer.Trainer`."""
+class NeuralRecommender(Recommender):
+    """Base of the neural models: automatic settings from the data's profile, training through
+    :class:`lmrec.training.trainer.Trainer` with validation-driven early stopping, the refit that
+    follows the evaluated run's learning-rate path, and (de)serialisation of the network.
 
-    Config = SequentialConfig
-    trains_on_sequences = True
+    A subclass builds its network (``build_net``), its epoch batches (``setup`` sets ``_batches``,
+    a function of the epoch) and its loss (``_loss``, a function of one batch)."""
 
     def __init__(self, config=None, **kwargs) -> None:
         super().__init__(config, **kwargs)
@@ -84,41 +86,13 @@ class SequentialRecommender(Recommender, VectorScorer):
         self.training, training_choices = resolve_training(self.training, profile)
         self.auto_choices |= model_choices | training_choices
 
-    def _prepare(self, train: Interactions) -> None:
-        """Called by ``fit`` once the config is resolved, before the network is built."""
-
     # --- training ---------------------------------------------------------------------------
-    def _loss(self, window: torch.Tensor) -> StepOutput:
-        tcfg = self.training
-        inputs, targets = window[:, :-1], window[:, 1:]  # (B, L)
-        table = self.net.item_table()  # (n_items + 1, D), once per step
-        hidden = self.net(inputs, table)  # (B, L, D)
-        valid = (targets != 0) & (inputs != 0)
-        h, t = hidden[valid], targets[valid] - 1  # (N, D), (N,) item indices
-        weights = self.net.item_weights(table)  # (n_items, D)
-        h, weights = self._extra_score_blocks(inputs, valid, h, weights)  # (N, D'), (n_items, D')
-        if self._softmax_items is not None:
-            weights = weights[self._softmax_items]  # (n_softmax, D)
-            t = torch.searchsorted(self._softmax_items, t)  # targets are always among them
-        if tcfg.loss == "ce":
-            loss = losses.chunked_softmax_ce(h, weights, t)
-        elif tcfg.loss == "sampled":
-            neg = torch.randint(0, len(weights), (tcfg.n_negatives,))  # (M,) shared by the batch
-            loss = losses.sampled_softmax_ce((h * weights[t]).sum(-1), h @ weights[neg].T, neg[None, :] == t[:, None])
-        else:
-            neg = torch.randint(0, len(weights), (len(t),))  # one uniform negative per position
-            loss = losses.bce_one_negative((h * weights[t]).sum(-1), (h * weights[neg]).sum(-1))
-        if tcfg.loss_norm == "epoch":  # mean -> sum / (mean positions per batch)
-            loss = loss * (len(t) / self._batches.positions_per_batch)
-        return StepOutput(loss, {"inputs": inputs, "targets": targets, "hidden": hidden, "table": table,
-                                 "net": self.net})
+    def setup(self, train: Interactions, budget_s: float | None = None) -> None:
+        """What ``fit`` does before the first step: resolve "auto", build the network and ``_batches``."""
+        raise NotImplementedError
 
-    def _extra_score_blocks(self, inputs: torch.Tensor, valid: torch.Tensor, h: torch.Tensor,
-                            weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores that are more than the network's inner product add blocks to both sides here,
-        so that training sees the same score as inference. inputs (B, L), valid (B, L) -> the
-        trained positions' h (N, D') and the item vectors (n_items, D')."""
-        return h, weights
+    def _loss(self, batch: Any) -> StepOutput:
+        raise NotImplementedError
 
     def _validator(self, valid: Validator | None):
         if valid is None:
@@ -127,24 +101,6 @@ class SequentialRecommender(Recommender, VectorScorer):
         if n is not None and isinstance(valid, ValidationSet):
             valid = valid.subsample(n)
         return lambda: valid(self)
-
-    def setup(self, train: Interactions, budget_s: float | None = None) -> None:
-        """What ``fit`` does before the first step: resolve "auto", prepare the model's data-dependent
-        state, run the data augmentation (which may spend its share of the fit's budget), build the
-        network and the batches (also what step-timing benchmarks call)."""
-        self.resolve_auto(train)
-        self._seed = int(torch.initial_seed() % (2**31))
-        self.n_items = train.n_items
-        self._prepare(train)
-        sequences = train.sequences()
-        if self.augmentation:
-            prepared = self.augmentation.prepare(self, train, self._fit_budget(budget_s))
-            sequences, self._augmentation_hooks, self.augmentation_summary = (prepared.sequences, prepared.hooks,
-                                                                              prepared.summary)
-        self.net = self.build_net(train.n_items)
-        self._batches = LengthBucketedBatches(sequences, max_len=self.config.max_len,
-                                              batch_size=self.training.batch_size,
-                                              random_window=self.training.window == "random", seed=self._seed)
 
     def _fit_budget(self, time_budget_s: float | None) -> float:
         """Seconds for the fit: the caller's, else the (resolved) training config's whole budget."""
@@ -192,6 +148,75 @@ class SequentialRecommender(Recommender, VectorScorer):
         """The model config of the refit: the evaluated one (subclasses fix what fit chose on validation)."""
         return self.config
 
+    def _state(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().numpy() for k, v in self.net.state_dict().items()}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.net = self.build_net(self.n_items)
+        self.net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+        self.net.eval()
+
+
+class SequentialRecommender(NeuralRecommender, VectorScorer):
+    """Base of the neural next-item models (the network contract is in the module docstring)."""
+
+    Config = SequentialConfig
+    trains_on_sequences = True
+
+    def _prepare(self, train: Interactions) -> None:
+        """Called by ``fit`` once the config is resolved, before the network is built."""
+
+    # --- training ---------------------------------------------------------------------------
+    def _loss(self, window: torch.Tensor) -> StepOutput:
+        tcfg = self.training
+        inputs, targets = window[:, :-1], window[:, 1:]  # (B, L)
+        table = self.net.item_table()  # (n_items + 1, D), once per step
+        hidden = self.net(inputs, table)  # (B, L, D)
+        valid = (targets != 0) & (inputs != 0)
+        h, t = hidden[valid], targets[valid] - 1  # (N, D), (N,) item indices
+        weights = self.net.item_weights(table)  # (n_items, D)
+        h, weights = self._extra_score_blocks(inputs, valid, h, weights)  # (N, D'), (n_items, D')
+        if self._softmax_items is not None:
+            weights = weights[self._softmax_items]  # (n_softmax, D)
+            t = torch.searchsorted(self._softmax_items, t)  # targets are always among them
+        if tcfg.loss == "ce":
+            loss = losses.chunked_softmax_ce(h, weights, t)
+        elif tcfg.loss == "sampled":
+            neg = torch.randint(0, len(weights), (tcfg.n_negatives,))  # (M,) shared by the batch
+            loss = losses.sampled_softmax_ce((h * weights[t]).sum(-1), h @ weights[neg].T, neg[None, :] == t[:, None])
+        else:
+            neg = torch.randint(0, len(weights), (len(t),))  # one uniform negative per position
+            loss = losses.bce_one_negative((h * weights[t]).sum(-1), (h * weights[neg]).sum(-1))
+        if tcfg.loss_norm == "epoch":  # mean -> sum / (mean positions per batch)
+            loss = loss * (len(t) / self._batches.positions_per_batch)
+        return StepOutput(loss, {"inputs": inputs, "targets": targets, "hidden": hidden, "table": table,
+                                 "net": self.net})
+
+    def _extra_score_blocks(self, inputs: torch.Tensor, valid: torch.Tensor, h: torch.Tensor,
+                            weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores that are more than the network's inner product add blocks to both sides here,
+        so that training sees the same score as inference. inputs (B, L), valid (B, L) -> the
+        trained positions' h (N, D') and the item vectors (n_items, D')."""
+        return h, weights
+
+    def setup(self, train: Interactions, budget_s: float | None = None) -> None:
+        """What ``fit`` does before the first step: resolve "auto", prepare the model's data-dependent
+        state, run the data augmentation (which may spend its share of the fit's budget), build the
+        network and the batches (also what step-timing benchmarks call)."""
+        self.resolve_auto(train)
+        self._seed = int(torch.initial_seed() % (2**31))
+        self.n_items = train.n_items
+        self._prepare(train)
+        sequences = train.sequences()
+        if self.augmentation:
+            prepared = self.augmentation.prepare(self, train, self._fit_budget(budget_s))
+            sequences, self._augmentation_hooks, self.augmentation_summary = (prepared.sequences, prepared.hooks,
+                                                                              prepared.summary)
+        self.net = self.build_net(train.n_items)
+        self._batches = LengthBucketedBatches(sequences, max_len=self.config.max_len,
+                                              batch_size=self.training.batch_size,
+                                              random_window=self.training.window == "random", seed=self._seed)
+
     # --- inference ---------------------------------------------------------------------------
     def _inference_table(self) -> torch.Tensor:
         """``item_table()`` in eval mode, kept until the weights change (a fused table runs an MLP
@@ -237,11 +262,3 @@ class SequentialRecommender(Recommender, VectorScorer):
 
     def _item_vectors(self) -> torch.Tensor:
         return self.output_item_vectors()
-
-    def _state(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().numpy() for k, v in self.net.state_dict().items()}
-
-    def _load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.net = self.build_net(self.n_items)
-        self.net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
-        self.net.eval()

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from lmrec.data.labels import DISLIKE, LIKE, UNLABELLED
 from lmrec.data.sequences import Sequences
 from lmrec.data.vocab import Vocabulary
 from lmrec.errors import LmrecError
-from lmrec.models.base import Recommender
+from lmrec.models.base import InterestPredictor, Recommender
 from lmrec.runs import Run, item_titles
 from lmrec.serving.retrieval import make_retriever
 from lmrec.serving.store import EventStore
@@ -90,12 +91,21 @@ class ServiceState:
         stored_items = [{"item_id": item_id, **json.loads(fields)} for item_id, fields in store.items()]
         if stored_items:  # items added over the API since the run was trained
             self.catalogue = self.catalogue.with_items(stored_items, retrieval)
-        seqs = run.dataset.interactions.sequences()
+        inter = run.dataset.interactions
+        seqs = inter.sequences()
         self.histories: dict[str, list[int]] = {
             str(uid): seqs[u].tolist() for u, uid in enumerate(run.dataset.users.ids)}
+        # Like / dislike label of every history event, in step with ``histories`` (1, 0, -1 unlabelled);
+        # posted events are labelled by their type through the run's data.event_labels.
+        likes = inter.label_sequences() if inter.label is not None else None
+        self.likes: dict[str, list[int]] = {
+            uid: (likes[u].tolist() if likes is not None else [UNLABELLED] * len(h))
+            for u, (uid, h) in enumerate(self.histories.items())}
+        self._type_labels = {k: LIKE if v == "like" else DISLIKE for k, v in (run.config.data.event_labels or {}).items()}
         self.events_replayed = 0
-        for user_id, item_id, _, _ in store.all():
+        for user_id, item_id, _, typ in store.all():
             self.histories.setdefault(user_id, []).append(self.catalogue.index[item_id])
+            self.likes.setdefault(user_id, []).append(self._type_labels.get(typ, UNLABELLED))
             self.events_replayed += 1
 
     @property
@@ -116,9 +126,26 @@ class ServiceState:
             indices = [self.item_index(e[1], f"events[{j}].item_id", cat) for j, e in enumerate(events)]
             self.store.append([(str(u), str(i), int(t), typ) for u, i, t, typ in events])
             with self._histories_lock:
-                for (user_id, _, _, _), idx in zip(events, indices, strict=True):
+                for (user_id, _, _, typ), idx in zip(events, indices, strict=True):
                     self.histories.setdefault(str(user_id), []).append(idx)
+                    self.likes.setdefault(str(user_id), []).append(self._type_labels.get(typ, UNLABELLED))
         return len(events)
+
+    def labelled_history(self, user_id: str) -> tuple[list[int], list[int]] | None:
+        with self._histories_lock:
+            h = self.histories.get(str(user_id))
+            return (list(h), list(self.likes[str(user_id)])) if h is not None else None
+
+    def interest(self, history: list[int], likes: list[int], item_ids: list) -> list[float]:
+        """P(like) of each item after ``history`` (item indices) with its labels."""
+        cat = self.catalogue
+        if not isinstance(cat.model, InterestPredictor):
+            raise LmrecError(f"model {self.run.model_name!r} does not predict like / dislike; serve a run trained "
+                             "with `lmrec train --model interest`")
+        items = [self.item_index(i, f"item_ids[{j}]", cat) for j, i in enumerate(item_ids)]
+        p = cat.model.predict_interest(Sequences.from_lists([history]), Sequences.from_lists([likes]),
+                                       Sequences.from_lists([items]))
+        return [float(x) for x in p]
 
     def history(self, user_id: str) -> list[int] | None:
         with self._histories_lock:

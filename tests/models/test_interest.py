@@ -1,0 +1,127 @@
+"""The interest model and its baselines on labelled fixtures with known answers."""
+
+import numpy as np
+import pytest
+import torch
+
+from lmrec.data.sequences import Interactions, Sequences
+from lmrec.data.splits import TEST, VALID, interest_set, leave_one_out
+from lmrec.evaluation import metrics as M
+from lmrec.evaluation.interest import InterestValidator, evaluate_interest, predict
+from lmrec.models.interest_baselines import BiasedMF, ItemMean, MajorityClass, UserMean, _UserMean
+from tests.models.fast_configs import build
+
+
+def taste_groups(n_users: int = 80, n_items: int = 16, per_user: int = 12, seed: int = 0) -> Interactions:
+    """Half the users like even items and dislike odd ones, the other half the opposite; every item
+    is liked as often as disliked, so only a user's own labels tell their taste."""
+    rng = np.random.default_rng(seed)
+    user, item, label = [], [], []
+    for u in range(n_users):
+        items = rng.choice(n_items, per_user, replace=False)
+        user += [u] * per_user
+        item += items.tolist()
+        label += [int((i % 2 == 0) == (u % 2 == 0)) for i in items]
+    ts = np.tile(np.arange(per_user), n_users)
+    return Interactions(np.array(user), np.array(item), ts, n_users, n_items, np.array(label, dtype=np.int8))
+
+
+@pytest.fixture(scope="module")
+def data():
+    inter = taste_groups()
+    return inter, leave_one_out(inter)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    inter, split = data
+    torch.manual_seed(0)
+    model = build("interest", {"epochs": 40, "d_model": 32, "max_len": 20, "batch_size": 16, "lr": 5e-3,
+                               "dropout": 0.0, "label_dropout": 0.0, "patience": None})
+    return model.fit(inter.subset(split == 0), InterestValidator(inter, split))
+
+
+def test_interest_model_reads_the_users_labels(data, fitted):
+    inter, split = data
+    s = interest_set(inter, split, TEST)
+    p = predict(fitted, s)
+    assert M.auc(p, s.targets) > 0.9
+    assert M.accuracy(p, s.targets) > 0.8
+    # Item means carry no signal here: the history's labels are what the model learnt to read.
+    item_mean = ItemMean().fit(inter.subset(split == 0), interest_set(inter, split, VALID))
+    assert M.auc(predict(item_mean, s), s.targets) < 0.65
+
+
+def test_flipping_the_history_labels_flips_the_prediction(data, fitted):
+    inter, split = data
+    s = interest_set(inter, split, TEST)
+    flipped = Sequences(s.history_labels.indptr, 1 - s.history_labels.values)
+    p = fitted.predict_interest(s.histories, s.history_labels, s.candidates)
+    q = fitted.predict_interest(s.histories, flipped, s.candidates)
+    assert M.auc(q, s.targets) < 0.2 and np.corrcoef(p, q)[0, 1] < 0
+
+
+def test_predictions_follow_the_candidates_order_and_batch_alone(fitted):
+    hist, labels = Sequences.from_lists([[0, 2, 4], [1, 3]]), Sequences.from_lists([[1, 1, 0], [1, 0]])
+    cands = Sequences.from_lists([[6, 7, 8], [9]])
+    p = fitted.predict_interest(hist, labels, cands)
+    assert p.shape == (4,) and ((p > 0) & (p < 1)).all()
+    q = fitted.predict_interest(hist, labels, Sequences.from_lists([[8, 7, 6], [9]]))
+    np.testing.assert_allclose(p[:3], q[2::-1], rtol=1e-5)
+    alone = fitted.predict_interest(hist.take([1]), labels.take([1]), Sequences.from_lists([[9]]))
+    np.testing.assert_allclose(alone, p[3:], rtol=1e-5)
+
+
+def test_histories_without_labels_and_new_users_are_answered(fitted):
+    hist, cands = Sequences.from_lists([[0, 1], []]), Sequences.from_lists([[2], [3, 4]])
+    p = fitted.predict_interest(hist, Sequences.from_lists([[-1, -1], []]), cands)
+    assert p.shape == (3,) and np.isfinite(p).all()
+
+
+def test_user_mean_by_hand():
+    labels = Sequences.from_lists([[1, 1, 0], [], [1, -1]])
+    cands = Sequences.from_lists([[5], [5], [5, 6]])
+    p = _UserMean(rate=0.5, a=1.0).predict_interest(None, labels, cands)
+    np.testing.assert_allclose(p, [2.5 / 4, 0.5, 1.5 / 2, 1.5 / 2])  # -1 is not a label: (1 + 0.5) / (1 + 1)
+
+
+def test_item_mean_majority_and_validation_choice(data):
+    inter, split = data
+    train = inter.subset(split == 0)
+    valid = interest_set(inter, split, VALID)
+    assert MajorityClass().fit(train, valid).rate == pytest.approx(train.label.mean())
+    im = ItemMean().fit(train, valid)
+    i = 3
+    a = im.a
+    expected = (train.label[train.item == i].sum() + a * im.rate) / ((train.item == i).sum() + a)
+    assert im.predict_interest(None, None, Sequences.from_lists([[i]]))[0] == pytest.approx(expected)
+    assert UserMean().fit(train, valid).chosen["smoothing"] in (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def test_biased_mf_learns_user_tastes_from_ids(data):
+    inter, split = data
+    train = inter.subset(split == 0)
+    mf = BiasedMF(seed=0).fit(train, interest_set(inter, split, VALID))
+    s = interest_set(inter, split, TEST)
+    assert M.auc(predict(mf, s), s.targets) > 0.8
+    # An unknown user gets the item side only (no user terms).
+    p = mf.predict_interest(None, None, Sequences.from_lists([[1, 2]]), np.array([-1]))
+    assert np.isfinite(p).all()
+
+
+def test_evaluate_interest_reports_model_baselines_and_difference(data, fitted):
+    inter, split = data
+    out = evaluate_interest(fitted, inter, split, TEST)
+    assert set(out["baselines"]) == {"majority", "user-mean", "item-mean", "biased-mf"}
+    assert out["baselines"]["majority"]["auc"] == pytest.approx(0.5)
+    vs = out["versus_best_baseline"]
+    assert vs["auc_difference"] == pytest.approx(out["model"]["auc"] - out["baselines"][vs["baseline"]]["auc"])
+    assert vs["standard_error"] >= 0
+    assert out["model"]["n"] == (split == TEST).sum()
+
+
+def test_validator_needs_both_classes():
+    inter = taste_groups()
+    inter.label[:] = 1
+    with pytest.raises(ValueError, match="both"):
+        InterestValidator(inter, leave_one_out(inter))
