@@ -22,6 +22,7 @@ from lmrec.data.splits import LeaveOneOutConfig, SplitConfig
 from lmrec.errors import ConfigError
 from lmrec.evaluation.evaluator import EvalConfig
 from lmrec.training.config import RuntimeConfig, TrainingConfig
+from lmrec.training.multitask import MultiTaskConfig
 
 
 class DataConfig(LabelRule):
@@ -43,8 +44,8 @@ class DataConfig(LabelRule):
 class RunConfig(BaseModel):
     """Sections: ``data`` (inputs), ``split``, ``model`` (the network, saved with its weights),
     ``training`` (optimiser, schedule, budget, seed, refit), ``augmentation`` (sequence models:
-    contrastive views, pseudo-prior items, virtual users), ``runtime`` (progress, checkpoints),
-    ``evaluation``."""
+    contrastive views, pseudo-prior items, virtual users), ``multitask`` (sequence models:
+    auxiliary like / category heads), ``runtime`` (progress, checkpoints), ``evaluation``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -53,6 +54,7 @@ class RunConfig(BaseModel):
     model: dict[str, Any] = Field(default_factory=dict, description="options of the chosen model")
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
+    multitask: MultiTaskConfig = Field(default_factory=MultiTaskConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
 

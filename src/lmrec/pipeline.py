@@ -31,6 +31,7 @@ from lmrec.models.registry import get_model_class
 from lmrec.runs import write_run
 from lmrec.training.auto import DEFAULT_BUDGET_MINUTES
 from lmrec.training.config import RuntimeConfig, TrainingConfig
+from lmrec.training.multitask import MultiTask, item_categories
 
 RESERVE_SHARE = 0.03  # of the budget, kept for the test evaluation and writing the run
 MIN_RESERVE_S = 15.0
@@ -114,6 +115,14 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     seed_everything(config.training.seed)
     eval_model = klass(model_config, training=config.training, runtime=config.runtime)
     eval_model.attach_items(dataset.item_info, config.data.item_vectors)
+    if config.multitask.tasks:
+        if not klass.trains_on_sequences:
+            raise ConfigError(f"multitask: model {klass.name!r} has no next-item training to add heads to; "
+                              "multitask applies to sasrec, sasrec-text and dnn")
+        categories = item_categories(dataset.item_info, config.multitask) if "category" in config.multitask.tasks \
+            else None
+        eval_model.hooks = [*eval_model.hooks, MultiTask(config.multitask, categories)]
+        log(f"multitask: next-item + {', '.join(config.multitask.tasks)} ({config.multitask.weights} weights)")
     augmenter = build_augmenter(config, profile, klass, dataset, log)
     if augmenter:
         eval_model.augmentation = augmenter

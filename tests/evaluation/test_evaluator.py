@@ -61,6 +61,34 @@ def test_including_seen_items_changes_ranks():
     assert r.per_user["ndcg@10"].tolist() == pytest.approx([1 / math.log2(3), 0.5])
 
 
+class LastItemNext(FixedOrder):
+    """Ranks item (last history item + 1) first, then by index: shows what the model was given."""
+
+    def _score(self, histories: Sequences) -> torch.Tensor:
+        s = super()._score(histories)
+        for r in range(len(histories)):
+            if len(histories[r]):
+                s[r, (histories[r][-1] + 1) % self.n_items] = 10.0
+        return s
+
+
+def test_read_last_shows_part_of_the_history_but_excludes_all_of_it():
+    data = interactions_from([[0, 4, 1, 2], [0, 5, 1, 3]], n_items=6)
+    labels = make_split(data, LeaveOneOutConfig())
+    model = LastItemNext().fit(data.subset(labels == 0))
+    r = evaluate(model, data, labels, TEST, EvalConfig(ks=[2], read_last=1))
+    assert r.history_length.tolist() == [1, 1]  # what the model read
+    # Both read [1] -> 2 first (u0's target). u1 then has 0 next by index, seen but not shown: it is
+    # excluded all the same, so u1's target 3 comes second.
+    assert r.per_user["hr@2"].tolist() == [1.0, 1.0]
+    assert r.per_user["ndcg@2"].tolist() == pytest.approx([1.0, 1 / math.log2(3)])
+
+
+def test_suffixes():
+    s = Sequences.from_lists([[1, 2, 3], [], [4]]).suffixes(2)
+    assert [s[r].tolist() for r in range(3)] == [[2, 3], [], [4]]
+
+
 def test_popularity_buckets_and_bucket_names():
     counts = np.array([10, 0, 3, 7, 1, 5])
     # 5 items with events, head = ceil(0.2 * 5) = 1 item: item 0.

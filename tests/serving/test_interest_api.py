@@ -82,3 +82,22 @@ def test_a_ranking_model_answers_409(tmp_path):
     train_run(tmp_path / "events.csv", "pop", tmp_path / "run", log=lambda *_: None)
     r = _client(tmp_path / "run", tmp_path / "events.db")("POST", "/interest", json={"user_id": "u0", "item_ids": [110]})
     assert r.status_code == 409 and "--model interest" in r.text
+
+
+def test_posted_events_are_labelled_by_type_and_survive_a_restart(tmp_path):
+    import polars as pl
+
+    rows = [{"user_id": f"u{u}", "item_id": 100 + (u + j) % 12, "timestamp": j, "event_type": "buy" if (u + j) % 3
+             else "return"} for u in range(20) for j in range(6)]
+    pl.DataFrame(rows).write_csv(tmp_path / "events.csv")
+    config = RunConfig.model_validate({"data": {"event_labels": {"buy": "like", "return": "dislike"}},
+                                       "model": {"d_model": 16, "max_len": 10}, "training": {"epochs": 2},
+                                       "runtime": {"progress": False}})
+    train_run(tmp_path / "events.csv", "interest", tmp_path / "run", config, log=lambda *_: None)
+    state = ServiceState(Run.open(tmp_path / "run"), EventStore(tmp_path / "events.db"))
+    state.add_events([("u0", 105, 10, "return"), ("u0", 106, 11, "view")])
+    assert state.labelled_history("u0")[1][-2:] == [0, -1]
+    before = state.interest(*state.labelled_history("u0"), [107])
+    restarted = ServiceState(Run.open(tmp_path / "run"), EventStore(tmp_path / "events.db"))
+    assert restarted.labelled_history("u0") == state.labelled_history("u0")
+    assert restarted.interest(*restarted.labelled_history("u0"), [107]) == pytest.approx(before)

@@ -83,6 +83,14 @@ class Sequences:
         offsets = np.arange(indptr[-1], dtype=np.int64) - np.repeat(indptr[:-1], lengths)
         return Sequences(indptr, self.values[np.repeat(self.indptr[:-1], lengths) + offsets])
 
+    def suffixes(self, n: int) -> Sequences:
+        """Each row cut to its last ``n`` values."""
+        lengths = np.minimum(self.lengths(), n)
+        indptr = np.zeros(len(self) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        offsets = np.arange(indptr[-1], dtype=np.int64) - np.repeat(indptr[:-1], lengths)
+        return Sequences(indptr, self.values[np.repeat(self.indptr[1:] - lengths, lengths) + offsets])
+
     def to_matrix(self, n_cols: int, binary: bool = True) -> sp.csr_matrix:
         """(rows, n_cols) sparse matrix; repeated values count once when ``binary``."""
         m = sp.csr_matrix(

@@ -24,6 +24,9 @@ class EvalConfig(BaseModel):
     head_fraction: float = Field(0.2, gt=0, lt=1, description="share of items called head, by their number of events "
                                  "before the evaluated stage")
     batch_size: int = Field(1024, ge=1)
+    read_last: int | None = Field(
+        None, ge=1, description="show the model only each user's last N events before the stage (what a sparse "
+        "user looks like, on data whose users all have long histories); seen items are still the whole history")
 
     @field_validator("ks", "history_buckets")
     @classmethod
@@ -117,8 +120,10 @@ def evaluate(model: Recommender, data: Interactions, labels: np.ndarray, stage: 
         task = bar.add_task("evaluating", total=n)
         for start in range(0, n, config.batch_size):
             rows = slice(start, min(n, start + config.batch_size))
-            top, _ = model.recommend(es.histories.take(rows), kmax, exclude_seen=config.exclude_seen,
-                                     batch_size=config.batch_size)
+            full = es.histories.take(rows)
+            shown = full if config.read_last is None else full.suffixes(config.read_last)
+            top, _ = model.recommend(shown, kmax, exclude_seen=config.exclude_seen, batch_size=config.batch_size,
+                                     seen=full)
             tops[rows] = top
             targets = es.targets.take(rows)
             # (B, n_items) relevance mask; its row r is True at user r's target items.
@@ -147,7 +152,8 @@ def evaluate(model: Recommender, data: Interactions, labels: np.ndarray, stage: 
         catalogue[f"novelty@{k}"] = M.novelty(tops, item_prob, k) if n else 0.0
     return EvalResult(
         users=es.users,
-        history_length=es.histories.lengths(),
+        history_length=es.histories.lengths() if config.read_last is None
+        else np.minimum(es.histories.lengths(), config.read_last),
         per_user=per_user("all"),
         per_user_by_popularity={v: per_user(v) for v in variants if v != "all"},
         catalogue=catalogue,

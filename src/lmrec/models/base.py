@@ -170,11 +170,12 @@ class Recommender(ABC):
         return self._score(histories)
 
     def recommend(self, histories: Sequences, k: int = 10, *, exclude_seen: bool = True,
-                  batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+                  batch_size: int = 1024, seen: Sequences | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k item indices and scores per history, shapes (B, k).
 
         With ``exclude_seen`` every item of the history is excluded (the whole history, not
-        only what a model reads). Slots that cannot be filled hold index -1 and score -inf.
+        only what a model reads), or of ``seen`` when given (row by row: the whole history when
+        the model is only shown part of it). Slots that cannot be filled hold index -1 and score -inf.
         """
         n_items = self._check_fitted()
         if k < 1:
@@ -186,8 +187,9 @@ class Recommender(ABC):
             for start in range(0, len(histories), batch_size):
                 batch = histories.take(slice(start, start + batch_size))
                 s = self._score(batch).float()  # (B, n_items)
-                if exclude_seen and batch.values.size:
-                    s[torch.from_numpy(batch.row_ids()), torch.from_numpy(batch.values)] = -torch.inf
+                excluded = batch if seen is None else seen.take(slice(start, start + batch_size))
+                if exclude_seen and excluded.values.size:
+                    s[torch.from_numpy(excluded.row_ids()), torch.from_numpy(excluded.values)] = -torch.inf
                 top_s, top_i = torch.topk(s, kk, dim=1)  # (B, kk)
                 top_i[torch.isneginf(top_s)] = -1
                 items[start : start + len(batch), :kk] = top_i.numpy()

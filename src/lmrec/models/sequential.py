@@ -25,6 +25,7 @@ from torch import nn
 
 from lmrec.data.profile import DataProfile
 from lmrec.data.sequences import Interactions, Sequences
+from lmrec.errors import ConfigError
 from lmrec.models.base import ModelConfig, Recommender, ValidationSet, Validator, VectorScorer
 from lmrec.training import losses
 from lmrec.training.auto import resolve, resolve_training
@@ -167,8 +168,9 @@ class SequentialRecommender(NeuralRecommender, VectorScorer):
         """Called by ``fit`` once the config is resolved, before the network is built."""
 
     # --- training ---------------------------------------------------------------------------
-    def _loss(self, window: torch.Tensor) -> StepOutput:
+    def _loss(self, batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> StepOutput:
         tcfg = self.training
+        window, labels = batch if isinstance(batch, tuple) else (batch, None)  # (B, L + 1) each
         inputs, targets = window[:, :-1], window[:, 1:]  # (B, L)
         table = self.net.item_table()  # (n_items + 1, D), once per step
         hidden = self.net(inputs, table)  # (B, L, D)
@@ -190,7 +192,7 @@ class SequentialRecommender(NeuralRecommender, VectorScorer):
         if tcfg.loss_norm == "epoch":  # mean -> sum / (mean positions per batch)
             loss = loss * (len(t) / self._batches.positions_per_batch)
         return StepOutput(loss, {"inputs": inputs, "targets": targets, "hidden": hidden, "table": table,
-                                 "net": self.net})
+                                 "net": self.net} | ({} if labels is None else {"labels": labels[:, 1:]}))
 
     def _extra_score_blocks(self, inputs: torch.Tensor, valid: torch.Tensor, h: torch.Tensor,
                             weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,10 +214,20 @@ class SequentialRecommender(NeuralRecommender, VectorScorer):
             prepared = self.augmentation.prepare(self, train, self._fit_budget(budget_s))
             sequences, self._augmentation_hooks, self.augmentation_summary = (prepared.sequences, prepared.hooks,
                                                                               prepared.summary)
+        labels = None
+        if any(h.needs_labels for h in self.hooks):
+            if self.augmentation:
+                raise ConfigError("a training head that reads like / dislike labels cannot be combined with data "
+                                  "augmentation (augmented sequences have no labels)")
+            if train.label is None:
+                raise ConfigError("a training head reads like / dislike labels, but the events have none: set "
+                                  "data.like_threshold or data.event_labels")
+            labels = train.label_sequences()
         self.net = self.build_net(train.n_items)
         self._batches = LengthBucketedBatches(sequences, max_len=self.config.max_len,
                                               batch_size=self.training.batch_size,
-                                              random_window=self.training.window == "random", seed=self._seed)
+                                              random_window=self.training.window == "random", seed=self._seed,
+                                              labels=labels)
 
     # --- inference ---------------------------------------------------------------------------
     def _inference_table(self) -> torch.Tensor:

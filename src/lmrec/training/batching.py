@@ -33,11 +33,19 @@ class LengthBucketedBatches:
     which ``loss_norm: epoch`` divides by so every position weighs the same.
 
     ``seqs`` may be a function of (epoch, rng) that returns the epoch's sequences (augmentation
-    mixes in a different sample of virtual users each epoch, or switches to the real data)."""
+    mixes in a different sample of virtual users each epoch, or switches to the real data).
+
+    With ``labels`` (like / dislike of every event, aligned with ``seqs``) each batch is a pair
+    (tokens, labels) of (B, L) tensors; padding has label -1."""
 
     def __init__(self, seqs: Sequences | Callable[[int, np.random.Generator], Sequences], *, max_len: int,
-                 batch_size: int, random_window: bool, seed: int) -> None:
-        self.seqs, self.max_len, self.batch_size = seqs, max_len, batch_size
+                 batch_size: int, random_window: bool, seed: int, labels: Sequences | None = None) -> None:
+        if labels is not None:
+            if callable(seqs):
+                raise ValueError("labelled batches need fixed sequences (not an epoch-dependent augmentation)")
+            # Windowing moves values around: carry each event's label inside its value, split after.
+            seqs = Sequences(seqs.indptr, seqs.values * 3 + (labels.values + 1))
+        self.seqs, self.max_len, self.batch_size, self.labelled = seqs, max_len, batch_size, labels is not None
         self.random_window, self.seed = random_window, seed
         self.positions_per_batch = 1.0
 
@@ -52,5 +60,10 @@ class LengthBucketedBatches:
         out = []
         for j in rng.permutation(len(chunks)):
             w = windows[chunks[j]]
-            out.append(torch.from_numpy(w[:, -int((w != 0).sum(axis=1).max()) :]))  # drop all-padding columns
+            w = w[:, -int((w != 0).sum(axis=1).max()) :]  # drop all-padding columns
+            if self.labelled:  # w = value + 1 with value = item * 3 + label + 1; padding 0
+                out.append((torch.from_numpy(np.where(w > 0, (w - 1) // 3 + 1, 0)),
+                            torch.from_numpy(np.where(w > 0, (w - 1) % 3 - 1, -1))))
+            else:
+                out.append(torch.from_numpy(w))
         return out

@@ -4,7 +4,8 @@ Features that change how training runs (augmentation and auxiliary heads adding 
 differential privacy clipping per-sample gradients, distributed data parallel wrapping the
 module) plug in as hooks instead of editing every model:
 
-    wrap(trainer)               once, before the first step: may replace trainer.module / trainer.optimizer
+    wrap(trainer)               once, when the trainer is built (before a checkpoint is loaded): may
+                                replace trainer.module / trainer.optimizer or add parameter groups
     extra_loss(batch, output)   per step: a term added to the model's own loss (named by ``name``)
     after_backward(trainer)     per step, between backward and the optimizer step: gradient surgery
     on_epoch_end(trainer, rec)  per epoch, with the epoch's record (loss, lr, validation, ...)
@@ -34,9 +35,10 @@ class TrainingHook:
     """Base class: every method is a no-op, so a hook overrides only what it needs."""
 
     name = "hook"
+    needs_labels = False  # True: batches carry the events' like / dislike labels (context "labels")
 
     def wrap(self, trainer: Trainer) -> None:
-        """Called once before training (and again after resuming from a checkpoint)."""
+        """Called once when the trainer is built, before a checkpoint is loaded."""
 
     def extra_loss(self, batch: Any, output: StepOutput) -> torch.Tensor | None:
         """A scalar added to the step's loss, or None."""

@@ -104,6 +104,9 @@ class Trainer:
                                            weight_decay=concrete(config.weight_decay, "weight_decay"))
         self.state = TrainState()
         self._best_weights: dict[str, torch.Tensor] | None = None
+        # Before any checkpoint is loaded: a hook may add parameters (auxiliary heads) to the optimizer.
+        for hook in self.hooks:
+            hook.wrap(self)
 
     # --- checkpoints -----------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -193,8 +196,6 @@ class Trainer:
         bf16 = concrete(cfg.bf16, "bf16")
         if cfg.eval_every != "auto" and not st.eval_every:
             st.eval_every = st.next_check = cfg.eval_every
-        for hook in self.hooks:
-            hook.wrap(self)
         # On resume, the checks since the best one still count towards patience.
         scores = [h["valid"] for h in st.history if "valid" in h]
         bad_checks = len(scores) - 1 - max(range(len(scores)), key=scores.__getitem__) if scores else 0

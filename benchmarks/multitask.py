@@ -1,0 +1,118 @@
+"""Multi-task ablation: SASRec with no config (what a user gets) with auxiliary like / category heads.
+
+Leave-one-out, full ranking, seen items excluded. Besides the usual test NDCG@10, every model is
+also judged with each user's history cut to its last 5 events (``read_last=5``; MovieLens has no
+users with <= 5 events under leave-one-out, so this is how a sparse user is simulated there; seen
+items are still the whole history). Choices are read on the validation columns.
+
+    python benchmarks/multitask.py --minutes 4 --threads 1   # ml-100k, every variant, seeds 0-2
+    python benchmarks/multitask.py --data ml-1m --variants none category --seeds 0
+    python benchmarks/multitask.py --data beauty --category-vectors "$(python benchmarks/beauty_attributes.py)"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import machine
+
+from lmrec.data import load_dataset
+from lmrec.data.splits import TEST, TRAIN, VALID, LeaveOneOutConfig, make_split
+from lmrec.evaluation import EvalConfig, Validator, evaluate
+from lmrec.models import create_model
+from lmrec.pipeline import seed_everything
+from lmrec.training.multitask import MultiTask, MultiTaskConfig, item_categories
+
+VARIANTS = {
+    "none": {},
+    "like": {"tasks": ["like"]},
+    "category": {"tasks": ["category"]},
+    "like+category": {"tasks": ["like", "category"]},
+    "like+category (uncertainty)": {"tasks": ["like", "category"], "weights": "uncertainty"},
+}
+
+
+def run(dataset: str, variant: str, seed: int, category_vectors: str | None, minutes: float | None) -> dict:
+    ds = load_dataset(dataset)
+    labels = make_split(ds.interactions, LeaveOneOutConfig())
+    seed_everything(seed)
+    model = create_model("sasrec", {}, training={"time_budget": minutes} if minutes else {},
+                         runtime={"progress": False})
+    options = VARIANTS[variant] | ({"category_vectors": category_vectors} if category_vectors else {})
+    if options.get("tasks"):
+        cfg = MultiTaskConfig(**options)
+        cats = item_categories(ds.item_info, cfg) if "category" in cfg.tasks else None
+        model.hooks = [MultiTask(cfg, cats)]
+    t0 = time.perf_counter()
+    model.fit(ds.interactions.subset(labels == TRAIN), Validator(ds.interactions, labels))
+    fit_s = time.perf_counter() - t0
+    out = {"dataset": dataset, "variant": variant, "seed": seed, "fit_s": fit_s,
+           "epochs": model.train_state.epoch, "auto_choices": model.auto_choices}
+    for stage, name in ((VALID, "valid"), (TEST, "test")):
+        for read_last, suffix in ((None, ""), (5, "_last5")):
+            s = evaluate(model, ds.interactions, labels, stage, EvalConfig(ks=[10], read_last=read_last)).summary()
+            out[f"{name}{suffix}"] = s["overall"]["ndcg@10"]
+            if stage == TEST and read_last is None:
+                out["test_by_history"] = {k: v["ndcg@10"] for k, v in s["by_history"].items()}
+    return out
+
+
+def _ms(values: list[float]) -> str:
+    return f"{np.mean(values):.4f}" + (f" +- {np.std(values, ddof=1):.4f}" if len(values) > 1 else "")
+
+
+def table(results: list[dict]) -> str:
+    cols = ("valid", "valid_last5", "test", "test_last5")
+    lines = ["| dataset | variant | valid NDCG@10 | valid, last 5 events | test NDCG@10 | test, last 5 events | "
+             "test vs none | last 5 vs none | seeds | fit s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for dataset in dict.fromkeys(r["dataset"] for r in results):
+        base = [r for r in results if r["dataset"] == dataset and r["variant"] == "none"]
+        for variant in dict.fromkeys(r["variant"] for r in results if r["dataset"] == dataset):
+            rs = [r for r in results if r["dataset"] == dataset and r["variant"] == variant]
+            rel = ["", ""]
+            if base and variant != "none":
+                rel = [f"{np.mean([r[c] for r in rs]) / np.mean([r[c] for r in base]) - 1:+.1%}"
+                       for c in ("test", "test_last5")]
+            lines.append(f"| {dataset} | {variant} | " + " | ".join(_ms([r[c] for r in rs]) for c in cols)
+                         + f" | {rel[0]} | {rel[1]} | {len(rs)} | {np.mean([r['fit_s'] for r in rs]):.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="ml-100k")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--category-vectors", help="per-item multi-hot file for the category head (Beauty attributes)")
+    ap.add_argument("--minutes", type=float, help="time budget of each fit (default: the automatic one); the "
+                    "cosine schedule is fitted to it, so every variant gets the same compute")
+    ap.add_argument("--threads", type=int, help="torch threads (1: run several lanes side by side)")
+    ap.add_argument("--jsonl", type=Path, help="append each run's result here")
+    ap.add_argument("--table", type=Path, help="only print the table of an earlier --jsonl")
+    args = ap.parse_args()
+    if args.table:
+        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = []
+    for seed in args.seeds:
+        for variant in args.variants:
+            r = run(args.data, variant, seed, args.category_vectors, args.minutes)
+            results.append(r)
+            print(f"{variant} seed {seed}: valid {r['valid']:.4f} test {r['test']:.4f} last5 {r['test_last5']:.4f} "
+                  f"({r['fit_s']:.0f} s)", flush=True)
+            if args.jsonl:
+                with args.jsonl.open("a") as f:
+                    f.write(json.dumps(r) + "\n")
+    print(f"\nmachine: {machine()}\n")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
