@@ -3,7 +3,7 @@
 The history is a sequence of (item, label) tokens, label in {dislike, like, unlabelled}, read by a
 causal Transformer encoder; the candidate item is the query of one cross-attention over the
 encoded history (target attention, as in DIN / BST), and a small MLP over [attended history,
-candidate, their product] plus an item bias gives the logit. Trained with binary cross-entropy
+candidate, their product, the user's like rate] plus an item bias gives the logit. Trained with binary cross-entropy
 on every labelled event of the training part, each predicted from the events before it, in one
 pass per window (causal masks), like SASRec's next-item training. Early stopping on the
 validation AUC.
@@ -26,6 +26,7 @@ from torch import nn
 
 from lmrec.data.labels import UNLABELLED
 from lmrec.data.sequences import Interactions, Sequences
+from lmrec.errors import ConfigError
 from lmrec.models.base import InterestPredictor
 from lmrec.models.layers import Dropout
 from lmrec.models.sasrec import Block, SASRecConfig
@@ -168,7 +169,8 @@ class Interest(NeuralRecommender, InterestPredictor):
 
     def setup(self, train: Interactions, budget_s: float | None = None) -> None:
         if train.label is None or not (train.label >= 0).any():
-            raise ValueError("model 'interest' needs like / dislike labels on the training events")
+            raise ConfigError("model 'interest' needs like / dislike labels on the training events (data.like_threshold "
+                              "or data.event_labels)")
         self.resolve_auto(train)
         self._seed = int(torch.initial_seed() % (2**31))
         self.n_items = train.n_items
