@@ -92,7 +92,7 @@ def test_item_mean_majority_and_validation_choice(data):
     assert MajorityClass().fit(train, valid).rate == pytest.approx(train.label.mean())
     im = ItemMean().fit(train, valid)
     i = 3
-    a = im.a
+    a = im.chosen["smoothing"]
     expected = (train.label[train.item == i].sum() + a * im.rate) / ((train.item == i).sum() + a)
     assert im.predict_interest(None, None, Sequences.from_lists([[i]]))[0] == pytest.approx(expected)
     assert UserMean().fit(train, valid).chosen["smoothing"] in (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)

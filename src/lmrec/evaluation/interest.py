@@ -77,10 +77,8 @@ def evaluate_interest(model: InterestPredictor, data: Interactions, labels: np.n
         baseline = (klass(seed) if klass is BiasedMF else klass()).fit(train, valid)
         p = predict(baseline, test)
         out["baselines"][klass.name] = interest_metrics(p, test.targets) | {"chosen": baseline.chosen}
-        valid_p = predict(baseline, valid)
-        valid_auc = M.auc(valid_p, valid.targets) if 0 < valid.targets.sum() < valid.targets.size else 0.0
-        if best is None or valid_auc > best[0]:
-            best = (valid_auc, klass.name, p)
+        if best is None or baseline.valid_auc > best[0]:
+            best = (baseline.valid_auc, klass.name, p)
     if out["model"]["auc"] is not None and best is not None:
         diff, se = auc_difference(p_model, best[2], test)
         out["versus_best_baseline"] = {"baseline": best[1], "auc_difference": diff, "standard_error": se}

@@ -31,13 +31,14 @@ class InterestBaseline(InterestPredictor):
 
     def __init__(self) -> None:
         self.chosen: dict[str, float] = {}  # settings picked on validation
+        self.valid_auc = 0.5  # of the fitted predictor: what picks the best baseline
+        self._best = None  # the predictor kept by _pick, which predict_interest answers with
 
     @abstractmethod
     def fit(self, train: Interactions, valid: InterestSet) -> Self: ...
 
-    @staticmethod
-    def _pick(options: list, make, valid: InterestSet) -> tuple:
-        """(option, predictor) with the best validation AUC among ``make(option)`` for each option."""
+    def _pick(self, options: list, make, valid: InterestSet):
+        """Keep ``make(option)`` with the best validation AUC (and that AUC); returns its option."""
         best = None
         for option in options:
             predictor = make(option)
@@ -45,7 +46,11 @@ class InterestBaseline(InterestPredictor):
             score = M.auc(p, valid.targets) if 0 < valid.targets.sum() < valid.targets.size else 0.0
             if best is None or score > best[0]:
                 best = (score, option, predictor)
-        return best[1], best[2]
+        self.valid_auc, self._best = best[0], best[2]
+        return best[1]
+
+    def predict_interest(self, histories, history_labels, candidates, users=None) -> np.ndarray:
+        return self._best.predict_interest(histories, history_labels, candidates, users)
 
 
 class MajorityClass(InterestBaseline):
@@ -68,12 +73,8 @@ class UserMean(InterestBaseline):
 
     def fit(self, train: Interactions, valid: InterestSet) -> Self:
         self.rate = float(_labelled(train).label.mean())
-        self.a, _ = self._pick(list(SMOOTHING), lambda a: _UserMean(self.rate, a), valid)
-        self.chosen = {"smoothing": self.a}
+        self.chosen = {"smoothing": self._pick(list(SMOOTHING), lambda a: _UserMean(self.rate, a), valid)}
         return self
-
-    def predict_interest(self, histories, history_labels, candidates, users=None) -> np.ndarray:
-        return _UserMean(self.rate, self.a).predict_interest(histories, history_labels, candidates)
 
 
 class _UserMean:
@@ -100,12 +101,8 @@ class ItemMean(InterestBaseline):
         self.rate = float(data.label.mean())
         self.likes = np.bincount(data.item, weights=data.label, minlength=data.n_items)
         self.n = np.bincount(data.item, minlength=data.n_items)
-        self.a, _ = self._pick(list(SMOOTHING), lambda a: _ItemMean(self, a), valid)
-        self.chosen = {"smoothing": self.a}
+        self.chosen = {"smoothing": self._pick(list(SMOOTHING), lambda a: _ItemMean(self, a), valid)}
         return self
-
-    def predict_interest(self, histories, history_labels, candidates, users=None) -> np.ndarray:
-        return _ItemMean(self, self.a).predict_interest(histories, history_labels, candidates)
 
 
 class _ItemMean:
@@ -135,8 +132,8 @@ class BiasedMF(InterestBaseline):
         data = _labelled(train)
         self.known = np.zeros(data.n_users, dtype=bool)
         self.known[data.user] = True
-        (dim, l2), best = self._pick(list(self.GRID), lambda option: self._train(data, valid, *option), valid)
-        self.params, self.chosen = best.params, {"dim": dim, "l2": l2, "epochs": best.best_epoch}
+        dim, l2 = self._pick(list(self.GRID), lambda option: self._train(data, valid, *option), valid)
+        self.chosen = {"dim": dim, "l2": l2, "epochs": self._best.best_epoch}
         return self
 
     def _train(self, data: Interactions, valid: InterestSet, dim: int, l2: float) -> _MF:
@@ -170,9 +167,6 @@ class BiasedMF(InterestBaseline):
                 if bad >= self.PATIENCE:
                     break
         return best
-
-    def predict_interest(self, histories, history_labels, candidates, users=None) -> np.ndarray:
-        return _MF(self.params, self.known, 0).predict_interest(histories, history_labels, candidates, users)
 
 
 class _MF:
