@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 
@@ -21,6 +22,14 @@ from lmrec.training.config import TrainingConfig
 LEGACY_MODEL = {"max_len": 200, "d_model": 64, "dropout": 0.2, "n_heads": 2, "block": "pre_ln", "id_shrinkage": 0.0}
 LEGACY_TRAINING = {"epochs": 200, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.0, "lr_schedule": "constant",
                    "warmup_steps": 0, "patience": 10, "eval_every": 1, "valid_users": None, "time_budget": 10_000}
+
+
+def append_jsonl(path, row: dict) -> None:
+    """Append ``row`` as one JSON line to ``path`` (nothing when ``path`` is None): a run's result
+    survives the script being stopped before its table."""
+    if path is not None:
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
 
 
 def machine() -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, run_one  # noqa: E402
+from _common import append_jsonl, machine, run_one  # noqa: E402
 from sasrec import CONFIGS as SEQ  # noqa: E402
 
 from lmrec.augment.config import AugmentationConfig  # noqa: E402
@@ -109,10 +109,7 @@ if __name__ == "__main__":
         for variant in variants:
             row = record(dataset, variant, seed, minutes, auto)
             rows.append(row)
-            line = json.dumps(row)
-            print(line, flush=True)
-            if out is not None:
-                with out.open("a") as f:
-                    f.write(line + "\n")
+            print(json.dumps(row), flush=True)
+            append_jsonl(out, row)
     print(f"\n### augmentation ablation, {dataset}\nmachine: {machine()}\n")
     print(table(rows))

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import machine
+from _common import append_jsonl, machine
 
 from lmrec.config import RunConfig
 from lmrec.pipeline import train_run
@@ -72,9 +72,7 @@ def main() -> None:
             m = r["interest"]["model"]
             print(f"{dataset} seed {seed}: AUC {m['auc']:.4f} accuracy {m['accuracy']:.4f} "
                   f"({r['seconds']:.0f} s)", flush=True)
-            if args.jsonl:
-                with args.jsonl.open("a") as f:
-                    f.write(json.dumps(r) + "\n")
+            append_jsonl(args.jsonl, r)
     print(f"\nmachine: {machine()}\n")
     print(table(results))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import machine
+from _common import append_jsonl, machine
 
 from lmrec.data import load_dataset
 from lmrec.data.splits import TEST, TRAIN, VALID, LeaveOneOutConfig, make_split
@@ -107,9 +107,7 @@ def main() -> None:
             results.append(r)
             print(f"{variant} seed {seed}: valid {r['valid']:.4f} test {r['test']:.4f} last5 {r['test_last5']:.4f} "
                   f"({r['fit_s']:.0f} s)", flush=True)
-            if args.jsonl:
-                with args.jsonl.open("a") as f:
-                    f.write(json.dumps(r) + "\n")
+            append_jsonl(args.jsonl, r)
     print(f"\nmachine: {machine()}\n")
     print(table(results))
 
