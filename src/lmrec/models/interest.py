@@ -149,12 +149,15 @@ def history_windows(items: Sequences, labels: Sequences, max_len: int, bos: int)
             start = max(0, end - max_len - 1)
             tok_rows.append(toks[start:end])
             lab_rows.append(labs[start:end])
-    width = max_len + 1
-    tokens = np.zeros((len(tok_rows), width), dtype=np.int64)
-    labs = np.full((len(tok_rows), width), UNKNOWN, dtype=np.int64)
-    for j, (t, lab) in enumerate(zip(tok_rows, lab_rows, strict=True)):
-        tokens[j, width - len(t):], labs[j, width - len(t):] = t, lab
-    return tokens, labs
+    return left_padded(tok_rows, max_len + 1, 0), left_padded(lab_rows, max_len + 1, UNKNOWN)
+
+
+def left_padded(rows: list[np.ndarray], width: int, fill: int) -> np.ndarray:
+    """(len(rows), width) int64 array of the rows right-aligned, ``fill`` before them."""
+    out = np.full((len(rows), width), fill, dtype=np.int64)
+    for j, row in enumerate(rows):
+        out[j, width - len(row):] = row
+    return out
 
 
 class Interest(NeuralRecommender, InterestPredictor):
@@ -212,11 +215,7 @@ class Interest(NeuralRecommender, InterestPredictor):
         labs = [np.concatenate([[UNKNOWN], label_tokens(labels[r]) if labels is not None
                                 else np.full(len(histories[r]), UNKNOWN)])[-L:] for r in range(len(histories))]
         width = max(len(t) for t in toks)
-        tokens = np.zeros((len(toks), width), dtype=np.int64)
-        lab = np.full((len(toks), width), UNKNOWN, dtype=np.int64)
-        for j, (t, la) in enumerate(zip(toks, labs, strict=True)):
-            tokens[j, width - len(t):], lab[j, width - len(t):] = t, la
-        return torch.from_numpy(tokens), torch.from_numpy(lab)
+        return torch.from_numpy(left_padded(toks, width, 0)), torch.from_numpy(left_padded(labs, width, UNKNOWN))
 
     def _logits(self, histories: Sequences, labels: Sequences | None, candidates: torch.Tensor) -> torch.Tensor:
         """candidates (B, C) tokens -> (B, C) logits, in row chunks that bound the attention's memory."""
