@@ -1,4 +1,5 @@
-"""Multi-task ablation: SASRec with no config (what a user gets) with auxiliary like / category heads.
+"""Sparse-user ablation of training-time additions to SASRec with no config (what a user gets):
+auxiliary like / category heads (multitask) and an L1 penalty on the user states (interests.state_l1).
 
 Leave-one-out, full ranking, seen items excluded. Besides the usual test NDCG@10, every model is
 also judged with each user's history cut to its last 5 events (``read_last=5``; MovieLens has no
@@ -8,6 +9,7 @@ items are still the whole history). Choices are read on the validation columns.
     python benchmarks/multitask.py --minutes 4 --threads 1   # ml-100k, every variant, seeds 0-2
     python benchmarks/multitask.py --data ml-1m --variants none category --seeds 0
     python benchmarks/multitask.py --data beauty --category-vectors "$(python benchmarks/beauty_attributes.py)"
+    python benchmarks/multitask.py --data beauty --variants none "state-l1 0.1" "state-l1 1" --minutes 8
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from lmrec.evaluation import EvalConfig, Validator, evaluate
 from lmrec.models import create_model
 from lmrec.pipeline import seed_everything
 from lmrec.training.multitask import MultiTask, MultiTaskConfig, item_categories
+from lmrec.training.regularisers import StateL1
 
 VARIANTS = {
     "none": {},
@@ -34,6 +37,8 @@ VARIANTS = {
     "category": {"tasks": ["category"]},
     "like+category": {"tasks": ["like", "category"]},
     "like+category (uncertainty)": {"tasks": ["like", "category"], "weights": "uncertainty"},
+    "state-l1 0.1": {"state_l1": 0.1},
+    "state-l1 1": {"state_l1": 1.0},
 }
 
 
@@ -44,7 +49,9 @@ def run(dataset: str, variant: str, seed: int, category_vectors: str | None, min
     model = create_model("sasrec", {}, training={"time_budget": minutes} if minutes else {},
                          runtime={"progress": False})
     options = VARIANTS[variant] | ({"category_vectors": category_vectors} if category_vectors else {})
-    if options.get("tasks"):
+    if "state_l1" in options:
+        model.hooks = [StateL1(options["state_l1"])]
+    elif options.get("tasks"):
         cfg = MultiTaskConfig(**options)
         cats = item_categories(ds.item_info, cfg) if "category" in cfg.tasks else None
         model.hooks = [MultiTask(cfg, cats)]

@@ -21,6 +21,7 @@ from lmrec.data.readers import ColumnMapping
 from lmrec.data.splits import LeaveOneOutConfig, SplitConfig
 from lmrec.errors import ConfigError
 from lmrec.evaluation.evaluator import EvalConfig
+from lmrec.explain.interests import InterestCodesConfig
 from lmrec.training.config import RuntimeConfig, TrainingConfig
 from lmrec.training.multitask import MultiTaskConfig
 
@@ -45,7 +46,8 @@ class RunConfig(BaseModel):
     """Sections: ``data`` (inputs), ``split``, ``model`` (the network, saved with its weights),
     ``training`` (optimiser, schedule, budget, seed, refit), ``augmentation`` (sequence models:
     contrastive views, pseudo-prior items, virtual users), ``multitask`` (sequence models:
-    auxiliary like / category heads), ``runtime`` (progress, checkpoints), ``evaluation``."""
+    auxiliary like / category heads), ``interests`` (vector models: sparse interest codes),
+    ``runtime`` (progress, checkpoints), ``evaluation``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +57,7 @@ class RunConfig(BaseModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
     multitask: MultiTaskConfig = Field(default_factory=MultiTaskConfig)
+    interests: InterestCodesConfig = Field(default_factory=InterestCodesConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
 

@@ -21,18 +21,22 @@ import lmrec
 from lmrec.config import RunConfig
 from lmrec.data import DATASETS, ProcessingConfig, load_dataset
 from lmrec.data.profile import DataProfile
-from lmrec.data.splits import TEST, TRAIN, VALID, make_split
+from lmrec.data.splits import TEST, TRAIN, VALID, eval_set, make_split
 from lmrec.errors import ConfigError
 from lmrec.evaluation.evaluator import Validator, evaluate
 from lmrec.evaluation.interest import InterestValidator, evaluate_interest, format_interest
 from lmrec.evaluation.report import write_report
-from lmrec.models.base import InterestPredictor, Recommender, validate_config
+from lmrec.explain.interests import InterestCodes, SparseCoded, choose_active, describe_atoms
+from lmrec.models.base import InterestPredictor, Recommender, VectorScorer, validate_config
 from lmrec.models.registry import get_model_class
-from lmrec.runs import write_run
+from lmrec.runs import INTERESTS_DIR, item_titles, write_run
 from lmrec.training.auto import DEFAULT_BUDGET_MINUTES
 from lmrec.training.config import RuntimeConfig, TrainingConfig
 from lmrec.training.multitask import MultiTask, item_categories
+from lmrec.training.regularisers import StateL1
 
+VALID_USERS = 2000  # validation users the choice of atoms per user is made on
+CODES_SHARE = 0.04  # of the budget, at most, per fit of the interest codes
 RESERVE_SHARE = 0.03  # of the budget, kept for the test evaluation and writing the run
 MIN_RESERVE_S = 15.0
 
@@ -123,6 +127,16 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
             else None
         eval_model.hooks = [*eval_model.hooks, MultiTask(config.multitask, categories)]
         log(f"multitask: next-item + {', '.join(config.multitask.tasks)} ({config.multitask.weights} weights)")
+    if config.interests.state_l1:
+        if not klass.trains_on_sequences:
+            raise ConfigError(f"interests.state_l1: model {klass.name!r} has no user states to regularise; it applies "
+                              "to sasrec, sasrec-text and dnn")
+        eval_model.hooks = [*eval_model.hooks, StateL1(config.interests.state_l1)]
+    codes_on = config.interests.atoms > 0 and issubclass(klass, VectorScorer)
+    if codes_on:  # two fits of the codes (evaluated and served model) and the choice of k come after the fits
+        codes_s = min(config.interests.max_seconds, CODES_SHARE * budget.total)
+        config = config.model_copy(update={"interests": config.interests.model_copy(update={"max_seconds": codes_s})})
+        budget.reserve += 2 * codes_s + 10
     augmenter = build_augmenter(config, profile, klass, dataset, log)
     if augmenter:
         eval_model.augmentation = augmenter
@@ -154,6 +168,12 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
                                                 seed=config.training.seed)
         log(format_interest(summary["interest"]))
     timings["evaluate_s"] = time.perf_counter() - t0
+    codes = None
+    if codes_on:
+        t0 = time.perf_counter()
+        codes, summary["interests"] = evaluate_codes(eval_model, summary, train, dataset, labels, validator, config,
+                                                     log)
+        timings["interests_s"] = time.perf_counter() - t0
 
     models: dict[str, Recommender] = {"model": eval_model}
     if config.training.refit:
@@ -163,6 +183,14 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         timings["refit_s"] = time.perf_counter() - t0
         models = {"model": final, "model-eval": eval_model}
         log(f"refit on every event: {describe_training(final)}")
+        if codes is not None:
+            t0 = time.perf_counter()
+            served = config.interests.model_copy(update={"active": codes.active})
+            codes = InterestCodes.fit(final, dataset.interactions.sequences(), served, seed=config.training.seed)
+            timings["interests_s"] += time.perf_counter() - t0
+    if codes is not None:  # the report lists the served model's atoms
+        summary["interests"]["atoms_described"] = describe_atoms(
+            codes, dataset.items.ids, item_titles(dataset.item_info, np.arange(len(dataset.items))), limit=20)
 
     timings["total_s"] = budget.used()  # writing the run (a few seconds) comes on top
     meta = {
@@ -180,10 +208,45 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         "timings": timings,
         "time_budget_s": budget.total,
     }
-    out = write_run(Path(out), meta=meta, dataset=dataset, labels=labels, models=models, overwrite=overwrite)
+    out = write_run(Path(out), meta=meta, dataset=dataset, labels=labels, models=models,
+                    artifacts={INTERESTS_DIR: codes} if codes is not None else None, overwrite=overwrite)
     write_report(out, summary, title=f"{model_name} on {dataset.name}", context=report_context(meta),
                  head_fraction=config.evaluation.head_fraction)
     return TrainResult(out, summary, timings, stats, budget.total)
+
+
+def evaluate_codes(model: Recommender, dense: dict, train, dataset, labels: np.ndarray, validator, config: RunConfig,
+                   log) -> tuple[InterestCodes, dict]:
+    """Fit the evaluated model's interest codes on its training histories, choose the atoms per user
+    on validation and measure on test how much of the dense model's NDCG (``dense``: its test
+    summary) recommendations from the codes keep."""
+    cfg = config.interests
+    codes = InterestCodes.fit(model, train.sequences(), cfg, seed=config.training.seed, log=log)
+    ks = config.evaluation.ks
+    metric = f"ndcg@{10 if 10 in ks else ks[0]}"
+    out: dict = {"atoms": cfg.atoms}
+    if validator is not None:
+        out |= choose_active(model, codes, cfg, validator.subsample(VALID_USERS))
+    else:
+        codes.set_active(codes.fit_info["grid"][-1])
+    sparse = evaluate(SparseCoded(model, codes), dataset.interactions, labels, TEST, config.evaluation).summary()
+    es = eval_set(dataset.interactions, labels, TEST)
+    with torch.inference_mode():
+        per_user = (codes.encode(model.query_vectors(es.histories)) > 0).sum(1).float()  # (U,) active atoms
+    out |= {"active": codes.active, "live_atoms": int((codes.atom_usage > 0).sum()),
+            "atoms_per_user": float(per_user.mean()) if len(per_user) else 0.0,
+            "metric": metric, "test": {"dense": _by_history(dense, metric), "sparse": _by_history(sparse, metric)},
+            "fit": codes.fit_info}
+    d, sp = out["test"]["dense"]["all"], out["test"]["sparse"]["all"]
+    out["test_keep"] = sp / d if d else None
+    kept = (f"recommendations from the codes keep {out['test_keep']:.1%} of the test {metric} ({sp:.4f} of {d:.4f})"
+            if d else f"no test {metric} to compare")
+    log(f"interest codes: {out['atoms_per_user']:.1f} of {cfg.atoms} atoms per user (k={codes.active}); {kept}")
+    return codes, out
+
+
+def _by_history(summary: dict, metric: str) -> dict:
+    return {"all": summary["overall"][metric]} | {b: v[metric] for b, v in summary["by_history"].items()}
 
 
 def build_augmenter(config: RunConfig, profile: DataProfile, klass, dataset, log):

@@ -8,6 +8,7 @@
       data/items.parquet   item metadata in index order (when an items file was given)
       model/               the served model (config.json + weights.safetensors), trained on every event
       model-eval/          the model trained on the split's training part (only when refit is on)
+      interests/           sparse interest codes of the served model (vector models; config interests)
       metrics.json, report.md, plots/   written by evaluation
 
 A run is written to a temporary sibling directory and renamed into place when complete,
@@ -30,9 +31,11 @@ from lmrec.data.processing import Dataset
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.data.vocab import Vocabulary
 from lmrec.errors import DataValidationError, RunError
+from lmrec.explain.interests import InterestCodes, describe_atoms, interests_of
 from lmrec.models.base import InterestPredictor, Recommender
 
 RUN_FILE = "run.json"
+INTERESTS_DIR = "interests"
 
 
 @dataclass
@@ -126,6 +129,24 @@ class Run:
             out[order] = p
         return out, errors
 
+    def interest_codes(self) -> InterestCodes:
+        if not (self.path / INTERESTS_DIR).exists():
+            raise RunError(f"run {self.path} has no interest codes: its model ({self.model_name}) does not score by "
+                           "user vectors, or it was trained with interests.atoms = 0 or by an lmrec before they existed")
+        return InterestCodes.load(self.path / INTERESTS_DIR)
+
+    def atoms(self, limit: int | None = None) -> list[dict]:
+        """The served model's interest atoms, most used first (see :func:`describe_atoms`)."""
+        n = len(self.dataset.items)
+        return describe_atoms(self.interest_codes(), self.dataset.items.ids, self.item_titles(np.arange(n)), limit)
+
+    def user_interests(self, user_id) -> list[dict]:
+        """The user's active interest atoms (from their whole history), largest weight first."""
+        codes = self.interest_codes()
+        history = self.histories(self.dataset.users.lookup([user_id], what="user id"))[0]
+        return interests_of(codes, self.load_model(), history.tolist(), self.dataset.items.ids,
+                            self.item_titles(np.arange(len(self.dataset.items))))
+
     def similar(self, item_id, k: int) -> pl.DataFrame:
         items = self.dataset.items
         if item_id not in items:
@@ -154,7 +175,8 @@ def item_titles(info: pl.DataFrame | None, items: np.ndarray) -> list[str]:
 
 
 def write_run(out: Path, *, meta: dict, dataset: Dataset, labels: np.ndarray, models: dict[str, Recommender],
-              extra_files: dict[str, str] | None = None, overwrite: bool = False) -> Path:
+              extra_files: dict[str, str] | None = None, artifacts: dict | None = None,
+              overwrite: bool = False) -> Path:
     """Write a complete run to a temporary directory, then move it to ``out`` in one step."""
     out = Path(out)
     if out.exists() and not overwrite:
@@ -171,8 +193,8 @@ def write_run(out: Path, *, meta: dict, dataset: Dataset, labels: np.ndarray, mo
         dataset.items.save(tmp / "data" / "items.json")
         if dataset.item_info is not None:
             dataset.item_info.write_parquet(tmp / "data" / "items.parquet")
-        for sub, model in models.items():
-            model.save(tmp / sub)
+        for sub, thing in (models | (artifacts or {})).items():  # anything with save(directory)
+            thing.save(tmp / sub)
         for name, text in (extra_files or {}).items():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_text(text)

@@ -290,6 +290,38 @@ def similar(
 
 @app.command()
 @friendly_errors
+def interests(
+    run: RunOpt,
+    user: Annotated[str | None, typer.Option("--user", help="original user id: show this user's interests")] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="atoms to list (without --user)")] = 20,
+    n_items: Annotated[int, typer.Option("--items", min=1, help="items shown per atom")] = 5,
+) -> None:
+    """Sparse interest codes of a run (vector models: sasrec, sasrec-text, dnn).
+
+    Every user's state is a combination of a few of K learned interest atoms, each described by
+    the items it raises most (config section [interests]; the run report lists how much of the
+    model's accuracy recommendations from the codes alone keep). Without --user: the most used
+    atoms and the share of user states each is active in. With --user U: the atoms of U's code,
+    from their whole history, largest weight first, with each one's share of the code.
+    """
+    from lmrec.runs import Run
+
+    r = Run.open(run)
+    rows = r.user_interests(user) if user is not None else r.atoms(top)
+    title = f"interests of user {user}" if user is not None else f"most used interest atoms of {r.path}"
+    table = Table(title=title)
+    cols = ("atom", "weight", "share", "top items") if user is not None else ("atom", "users", "top items")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "top items" else "right")
+    for a in rows:
+        names = "; ".join(t or str(i) for t, i in zip(a["titles"][:n_items], a["item_ids"][:n_items], strict=True))
+        values = (f"{a['weight']:.3f}", f"{a['share']:.0%}") if user is not None else (f"{a['usage']:.0%}",)
+        table.add_row(str(a["atom"]), *values, names)
+    Console().print(table)
+
+
+@app.command()
+@friendly_errors
 def info(
     data: DataOpt,
     items: ItemsOpt = None,

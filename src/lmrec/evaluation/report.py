@@ -64,6 +64,10 @@ def markdown(summary: dict, *, title: str, context: dict, plots: list[str], head
         from lmrec.evaluation.interest import interest_markdown
 
         lines += interest_markdown(summary["interest"])
+    if "interests" in summary:
+        from lmrec.explain.interests import interests_markdown
+
+        lines += interests_markdown(summary["interests"])
     return "\n".join(lines) + "\n"
 
 

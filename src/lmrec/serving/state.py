@@ -25,8 +25,9 @@ from lmrec.data.labels import DISLIKE, LIKE, UNLABELLED
 from lmrec.data.sequences import Sequences
 from lmrec.data.vocab import Vocabulary
 from lmrec.errors import LmrecError
+from lmrec.explain.interests import InterestCodes, interests_of
 from lmrec.models.base import InterestPredictor, Recommender
-from lmrec.runs import Run, item_titles
+from lmrec.runs import INTERESTS_DIR, Run, item_titles
 from lmrec.serving.retrieval import make_retriever
 from lmrec.serving.store import EventStore
 
@@ -102,6 +103,7 @@ class ServiceState:
             uid: (likes[u].tolist() if likes is not None else [UNLABELLED] * len(h))
             for u, (uid, h) in enumerate(self.histories.items())}
         self._type_labels = {k: LIKE if v == "like" else DISLIKE for k, v in (run.config.data.event_labels or {}).items()}
+        self.codes = InterestCodes.load(run.path / INTERESTS_DIR) if (run.path / INTERESTS_DIR).exists() else None
         self.events_replayed = 0
         for user_id, item_id, _, typ in store.all():
             self.histories.setdefault(user_id, []).append(self.catalogue.index[item_id])
@@ -146,6 +148,17 @@ class ServiceState:
         p = cat.model.predict_interest(Sequences.from_lists([history]), Sequences.from_lists([likes]),
                                        Sequences.from_lists([items]))
         return [float(x) for x in p]
+
+    def user_interests(self, user_id: str) -> list[dict]:
+        """The user's active interest atoms from their current history (posted events included)."""
+        if self.codes is None:
+            raise LmrecError(f"run {self.run.path} has no interest codes (model {self.run.model_name!r}); they come "
+                             "with vector models (sasrec, sasrec-text, dnn) trained with interests.atoms > 0")
+        history = self.history(user_id)
+        if history is None:
+            raise UnknownIdError("user_id", user_id)
+        cat = self.catalogue
+        return interests_of(self.codes, cat.model, history, cat.items.ids, cat.titles)
 
     def history(self, user_id: str) -> list[int] | None:
         with self._histories_lock:

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, Field
+
+from lmrec.errors import LmrecError
+from lmrec.serving.deps import get_state
+from lmrec.serving.state import ServiceState, UnknownIdError
+
+router = APIRouter(tags=["users"])
+
+
+class AtomItem(BaseModel):
+    item_id: int | str
+    title: str
+
+
+class Interest(BaseModel):
+    atom: int
+    weight: float = Field(description="the atom's coefficient in the user's code")
+    share: float = Field(description="weight / the sum of the user's weights")
+    usage: float = Field(description="share of the training users' states the atom is active in")
+    items: list[AtomItem] = Field(description="the items the atom raises most")
+
+
+class InterestsResponse(BaseModel):
+    user_id: str
+    interests: list[Interest]
+
+
+@router.get("/users/{user_id}/interests", response_model=InterestsResponse)
+def user_interests(user_id: str, state: ServiceState = Depends(get_state)) -> InterestsResponse:
+    """The user's sparse interest code: a few learned interest atoms, largest weight first, each
+    described by its top items (from the whole history, events posted since training included)."""
+    try:
+        rows = state.user_interests(user_id)
+    except UnknownIdError:
+        raise
+    except LmrecError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    return InterestsResponse(user_id=user_id, interests=[
+        Interest(atom=a["atom"], weight=a["weight"], share=a["share"], usage=a["usage"],
+                 items=[AtomItem(item_id=i, title=t) for i, t in zip(a["item_ids"], a["titles"], strict=True)])
+        for a in rows])
