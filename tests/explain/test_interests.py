@@ -91,7 +91,12 @@ def test_training_states_are_whole_histories_then_prefixes():
         assert any(len(s[r]) <= len(h[j]) and (h[j][: len(s[r])] == s[r]).all() for j in range(3)) and len(s[r])
 
 
-def test_known_structure_is_recovered_and_deterministic():
+@pytest.mark.parametrize("sampled", [False, True], ids=["every-item", "sampled-items"])
+def test_known_structure_is_recovered_and_deterministic(sampled, monkeypatch):
+    if sampled:  # the large-catalogue path: the KL over each batch's top items and a random sample
+        monkeypatch.setattr("lmrec.explain.interests.SAMPLE_ABOVE", 10)
+        monkeypatch.setattr("lmrec.explain.interests.SAMPLED_TOP", 10)
+        monkeypatch.setattr("lmrec.explain.interests.SAMPLED_RANDOM", 10)
     model, hist = TopicModel(), _histories()
     a = InterestCodes.fit(model, hist, CONFIG, seed=3)
     b = InterestCodes.fit(model, hist, CONFIG, seed=3)
