@@ -31,6 +31,7 @@ from lmrec.data.processing import Dataset
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.data.vocab import Vocabulary
 from lmrec.errors import DataValidationError, RunError
+from lmrec.explain.attribution import Explainer, explanation_dict
 from lmrec.explain.interests import InterestCodes, describe_atoms, interests_of
 from lmrec.models.base import InterestPredictor, Recommender
 
@@ -146,6 +147,25 @@ class Run:
         history = self.histories(self.dataset.users.lookup([user_id], what="user id"))[0]
         return interests_of(codes, self.load_model(), history.tolist(), self.dataset.items.ids,
                             self.item_titles(np.arange(len(self.dataset.items))))
+
+    def explainer(self, model: Recommender | None = None) -> Explainer:
+        """Explanations of the served model (or ``model``) against every event of the run."""
+        ids = self.dataset.items.ids
+        names = [t or str(i) for t, i in zip(self.item_titles(np.arange(len(ids))), ids, strict=True)]
+        return Explainer(model or self.load_model(), self.dataset.interactions.to_matrix(), names)
+
+    def explain(self, user_id, item_ids: list | None = None, k: int = 10) -> list[dict]:
+        """Why the user's top-k (or the given items) are recommended: one dict per item (see
+        :func:`explanation_dict`), from the user's whole history."""
+        history = self.histories(self.dataset.users.lookup([user_id], what="user id"))
+        explainer = self.explainer()
+        if item_ids is None:
+            top, _ = explainer.model.recommend(history, k)
+            items = top[0][top[0] >= 0]
+        else:
+            items = self.dataset.items.lookup(item_ids, what="item id")
+        titles = self.item_titles(np.arange(len(self.dataset.items)))
+        return [explanation_dict(e, self.dataset.items.ids, titles) for e in explainer.explain(history, [items])[0]]
 
     def similar(self, item_id, k: int) -> pl.DataFrame:
         items = self.dataset.items

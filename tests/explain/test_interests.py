@@ -181,6 +181,9 @@ def test_interests_cli(run_dir):
     assert r.exit_code == 0 and "most used interest atoms" in r.output
     r = runner.invoke(app, ["interests", "--run", str(run_dir.run_dir), "--user", "nobody"])
     assert r.exit_code != 0 and "unknown user id" in r.output and "Traceback" not in r.output
+    # Re-evaluating the run keeps what train measured about the codes.
+    assert runner.invoke(app, ["evaluate", "--run", str(run_dir.run_dir)]).exit_code == 0
+    assert "## Interests (sparse codes)" in (run_dir.run_dir / "report.md").read_text()
 
 
 def test_atoms_zero_turns_codes_off(tmp_path, events_csv):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -155,6 +156,9 @@ def evaluate(
                                                  "ks": sorted({*r.config.evaluation.ks, k})})
     result = run_evaluation(r.load_model("eval"), r.dataset.interactions, r.labels, TEST, cfg, progress=True)
     summary = result.summary()
+    if (r.path / "metrics.json").exists():  # what train measured besides ranking is kept, not redone
+        before = json.loads((r.path / "metrics.json").read_text())
+        summary |= {key: before[key] for key in ("interest", "interests") if key in before}
     meta = r.meta | {"config": r.meta["config"] | {"evaluation": cfg.model_dump()}}
     write_report(r.path, summary, title=f"{r.model_name} on {r.dataset.name}", context=report_context(meta),
                  head_fraction=cfg.head_fraction)
@@ -285,6 +289,40 @@ def similar(
         table.add_column(col)
     for row in df.iter_rows():
         table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+    Console().print(table)
+
+
+@app.command()
+@friendly_errors
+def explain(
+    run: RunOpt,
+    user: Annotated[str, typer.Option("--user", help="original user id")],
+    item: Annotated[list[str] | None, typer.Option("--item", help="explain this item (repeatable) instead of the "
+                                                   "user's top-k; shows every contribution")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="recommendations to explain")] = 10,
+    top: Annotated[int, typer.Option("--top", min=1, help="contributions shown per item")] = 3,
+) -> None:
+    """Why items are recommended to a user: the history events that drove each one.
+
+    Every history event's contribution is how much the item's score drops when that event is
+    removed (occlusion, for every model family; the last 50 events are tried), with how many
+    training users have both items and, for content models, the title words they share. Each
+    item gets a one-line reason. `--item I` explains any item, recommended or not, in detail.
+    """
+    from lmrec.runs import Run
+
+    r = Run.open(run)
+    rows = r.explain(user, list(item) if item else None, k)
+    if item:
+        top = max(top, 10)
+    table = Table(title=f"why user {user} gets these items", show_lines=True)
+    for col in ("#", "item", "reason", "driven by (score drop; users with both)"):
+        table.add_column(col)
+    for j, e in enumerate(rows, 1):
+        drivers = "\n".join(f"{c['title'] or c['item_id']} ({c['weight']:+.3f}; {c['co_occurrence']})"
+                             + (f" [{', '.join(c['shared_words'])}]" if c["shared_words"] else "")
+                             for c in e["contributions"][:top])
+        table.add_row(str(j), escape(f"{e['title'] or e['item_id']}"), escape(e["reason"]), escape(drivers))
     Console().print(table)
 
 

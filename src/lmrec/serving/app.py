@@ -19,7 +19,8 @@ def create_app(state: ServiceState, *, api_key: str | None = None) -> FastAPI:
 
     @app.exception_handler(UnknownIdError)
     async def _unknown_id(request: Request, exc: UnknownIdError) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": str(exc), "field": exc.field})
+        # args[0]: str() of a KeyError would quote the message
+        return JSONResponse(status_code=404, content={"detail": exc.args[0], "field": exc.field})
 
     @app.middleware("http")
     async def _observe(request: Request, call_next):

@@ -25,6 +25,7 @@ from lmrec.data.labels import DISLIKE, LIKE, UNLABELLED
 from lmrec.data.sequences import Sequences
 from lmrec.data.vocab import Vocabulary
 from lmrec.errors import LmrecError
+from lmrec.explain.attribution import Explainer, explanation_dict
 from lmrec.explain.interests import InterestCodes, interests_of
 from lmrec.models.base import InterestPredictor, Recommender
 from lmrec.runs import INTERESTS_DIR, Run, item_titles
@@ -103,6 +104,8 @@ class ServiceState:
             uid: (likes[u].tolist() if likes is not None else [UNLABELLED] * len(h))
             for u, (uid, h) in enumerate(self.histories.items())}
         self._type_labels = {k: LIKE if v == "like" else DISLIKE for k, v in (run.config.data.event_labels or {}).items()}
+        self._train_matrix = inter.to_matrix()  # co-occurrence counts and "new item" in explanations
+        self._explainer: tuple[Catalogue, Explainer] | None = None
         self.codes = InterestCodes.load(run.path / INTERESTS_DIR) if (run.path / INTERESTS_DIR).exists() else None
         self.events_replayed = 0
         for user_id, item_id, _, typ in store.all():
@@ -148,6 +151,23 @@ class ServiceState:
         p = cat.model.predict_interest(Sequences.from_lists([history]), Sequences.from_lists([likes]),
                                        Sequences.from_lists([items]))
         return [float(x) for x in p]
+
+    def explainer(self, cat: Catalogue) -> Explainer:
+        """The explainer of one catalogue version (rebuilt when items are added)."""
+        cached = self._explainer
+        if cached is None or cached[0] is not cat:
+            names = [t or str(i) for t, i in zip(cat.titles, cat.items.ids, strict=True)]
+            cached = self._explainer = (cat, Explainer(cat.model, self._train_matrix, names))
+        return cached[1]
+
+    def explain(self, history: list[int], item_ids: list, catalogue: Catalogue | None = None) -> list[dict]:
+        """Why each item would be recommended after ``history`` (item indices); popularity for an
+        empty history."""
+        cat = catalogue or self.catalogue
+        fields = ["item_id"] if len(item_ids) == 1 else [f"item_ids[{j}]" for j in range(len(item_ids))]
+        items = np.array([self.item_index(i, f, cat) for f, i in zip(fields, item_ids, strict=True)], dtype=np.int64)
+        found = self.explainer(cat).explain(Sequences.from_lists([history]), [items])[0]
+        return [explanation_dict(e, cat.items.ids, cat.titles) for e in found]
 
     def user_interests(self, user_id: str) -> list[dict]:
         """The user's active interest atoms from their current history (posted events included)."""

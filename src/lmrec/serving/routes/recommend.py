@@ -4,16 +4,34 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from lmrec.serving.deps import get_state
-from lmrec.serving.state import ServiceState
+from lmrec.serving.state import ServiceState, UnknownIdError
 
 router = APIRouter(tags=["recommend"])
 MAX_K = 1000
+
+
+class Contribution(BaseModel):
+    item_id: int | str
+    title: str
+    weight: float = Field(description="the explained item's score drop when this history item is removed")
+    co_occurrence: int | None = Field(None, description="training users with both items")
+    shared_words: list[str] = Field(default_factory=list, description="content models: title words in common")
+
+
+class Explanation(BaseModel):
+    item_id: int | str
+    title: str
+    reason: str
+    source: str = Field(description="history, new-item or popularity")
+    contributions: list[Contribution] = Field(description="history items, largest weight first")
 
 
 class Item(BaseModel):
     item_id: int | str
     score: float
     title: str
+    reason: str | None = None
+    contributions: list[Contribution] | None = None
 
 
 class RecommendResponse(BaseModel):
@@ -29,12 +47,42 @@ class HistoryRequest(BaseModel):
     exclude_seen: bool = True
 
 
-@router.get("/recommend/{user_id}", response_model=RecommendResponse)
+@router.get("/recommend/{user_id}", response_model=RecommendResponse, response_model_exclude_none=True)
 def recommend_user(user_id: str, k: int = Query(10, ge=1, le=MAX_K),
+                   explain: bool = Query(False, description="add each item's reason and contributions"),
                    state: ServiceState = Depends(get_state)) -> RecommendResponse:
     """Top-k for a user from everything they did, including events posted since the model was trained."""
+    cat = state.catalogue
     recs, source = state.recommend_user(user_id, k)
-    return RecommendResponse(user_id=user_id, source=source, items=[Item(**r.__dict__) for r in recs])
+    items = [Item(**r.__dict__) for r in recs]
+    if explain and items:
+        found = state.explain(state.history(user_id) or [], [i.item_id for i in items], cat)
+        for item, e in zip(items, found, strict=True):
+            item.reason, item.contributions = e["reason"], [Contribution(**c) for c in e["contributions"]]
+    return RecommendResponse(user_id=user_id, source=source, items=items)
+
+
+class ExplainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    history: list[int | str] = Field(description="item ids, oldest first", max_length=10_000)
+    item_id: int | str
+
+
+@router.get("/explain/{user_id}/{item_id}", response_model=Explanation)
+def explain_user_item(user_id: str, item_id: str, state: ServiceState = Depends(get_state)) -> Explanation:
+    """Why an item (recommended or not) suits a known user: the history events that drive its score."""
+    history = state.history(user_id)
+    if history is None:
+        raise UnknownIdError("user_id", user_id)
+    return Explanation(**state.explain(history, [item_id])[0])
+
+
+@router.post("/explain", response_model=Explanation)
+def explain_history(body: ExplainRequest, state: ServiceState = Depends(get_state)) -> Explanation:
+    """The same for an explicit history (an anonymous session)."""
+    cat = state.catalogue
+    history = [state.item_index(i, f"history[{j}]", cat) for j, i in enumerate(body.history)]
+    return Explanation(**state.explain(history, [body.item_id], cat)[0])
 
 
 @router.post("/recommend", response_model=RecommendResponse)
