@@ -116,6 +116,13 @@ def run_dir(tmp_path_factory):
     return folder / "run"
 
 
+def test_transformer_attention_over_the_history(run_dir):
+    model = Run.open(run_dir).load_model()  # max_len 10
+    w = model.history_attention(Sequences.from_lists([[0, 1, 2] * 5, [3]]))
+    assert len(w[0]) == 15 and (w[0][:5] == 0).all() and w[0][5:].sum() == pytest.approx(1.0, abs=1e-5)
+    assert (w[0] >= 0).all() and w[1].tolist() == pytest.approx([1.0])
+
+
 def test_explain_cli(run_dir):
     runner = CliRunner()
     r = runner.invoke(app, ["explain", "--run", str(run_dir), "--user", "u3", "--k", "3"])
@@ -143,6 +150,7 @@ def test_service_explanations(run_dir, tmp_path):
     assert r.status_code == 200, r.text
     items = r.json()["items"]
     assert len(items) == 3 and all(i["reason"] and i["contributions"] for i in items)
+    assert all(c["attention"] is not None for c in items[0]["contributions"])  # sasrec: attention beside occlusion
     weights = [c["weight"] for c in items[0]["contributions"]]
     assert weights == sorted(weights, reverse=True)
     plain = _call(run_dir, db, "GET", "/recommend/u3?k=3").json()["items"]

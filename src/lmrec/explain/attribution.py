@@ -7,8 +7,9 @@ long history costs one batched forward, not one per event. Only the last ``max_e
 are tried (older events barely move a sequence model, and a Transformer reads a window anyway).
 
 What a family knows is added beside it: for every contribution, how many training users have
-both items (the co-occurrence count that ItemKNN and EASE are built from), and for content
-models the title words the two items share.
+both items (the co-occurrence count that ItemKNN and EASE are built from), for Transformer
+models the last layer's attention on the item's events, and for content models the title words
+the two items share.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import scipy.sparse as sp
 import torch
 
 from lmrec.data.sequences import Sequences
-from lmrec.models.base import Recommender
+from lmrec.models.base import AttendsToHistory, Recommender
 
 MAX_EVENTS = 50  # events tried per history (the most recent ones)
 ROWS_PER_FORWARD = 1024  # leave-one-out histories scored per model call
@@ -33,6 +34,7 @@ class Contribution:
     item: int  # history item index
     weight: float  # the explained item's score drop without this item's events
     co_occurrence: int | None = None  # training users with both items
+    attention: float | None = None  # Transformer models: the last layer's attention on this item's events
     shared_words: list[str] = field(default_factory=list)  # content models: title words in common
 
 
@@ -101,14 +103,20 @@ class Explainer:
     def explain(self, histories: Sequences, items: list[np.ndarray]) -> list[list[Explanation]]:
         """Per history, one explanation per item of ``items[r]``."""
         drops = occlusion(self.model, histories, items)
-        return [[self._one(histories[r], int(i), drops[r][j]) for j, i in enumerate(items[r])]
-                for r in range(len(histories))]
+        attention = self.model.history_attention(histories) if isinstance(self.model, AttendsToHistory) else None
+        out = []
+        for r in range(len(histories)):
+            att = dict(by_item(histories[r], attention[r])) if attention is not None else None
+            out.append([self._one(histories[r], int(i), drops[r][j], att) for j, i in enumerate(items[r])])
+        return out
 
-    def _one(self, history: np.ndarray, item: int, drops: np.ndarray) -> Explanation:
+    def _one(self, history: np.ndarray, item: int, drops: np.ndarray, attention: dict | None) -> Explanation:
         if len(history) == 0:
             n = int(self.counts[item]) if item < len(self.counts) else 0
             return Explanation(item, f"popular: {n:,} events in the training data", "popularity", [])
         contributions = [self._contribution(h, w, item) for h, w in by_item(history, drops)[: self.top]]
+        for c in contributions:
+            c.attention = None if attention is None else round(attention[c.item], 6)
         named = [self._name(c.item) for c in contributions if c.weight > 0][:2]
         if item >= len(self.counts) or self.counts[item] == 0:
             like = named[0] if named else self._name(contributions[0].item)
@@ -125,7 +133,7 @@ class Explainer:
         shared = []
         if self.model.uses_item_content:
             shared = sorted(title_words(self.names[h]) & title_words(self.names[item]))
-        return Contribution(int(h), float(weight), co, shared)
+        return Contribution(int(h), float(weight), co_occurrence=co, shared_words=shared)
 
     def _name(self, item: int) -> str:
         return f'"{self.names[item]}"'
@@ -135,5 +143,6 @@ def explanation_dict(e: Explanation, item_ids: list, titles: list[str]) -> dict:
     """JSON form with original ids: item_id, title, reason, source, contributions (largest first)."""
     return {"item_id": item_ids[e.item], "title": titles[e.item], "reason": e.reason, "source": e.source,
             "contributions": [{"item_id": item_ids[c.item], "title": titles[c.item], "weight": round(c.weight, 6),
-                               "co_occurrence": c.co_occurrence, "shared_words": c.shared_words}
+                               "co_occurrence": c.co_occurrence, "attention": c.attention,
+                               "shared_words": c.shared_words}
                               for c in e.contributions]}

@@ -258,6 +258,16 @@ class VectorScorer(ABC):
         """(n_items, D) item vectors; ``score = query_vectors @ output_item_vectors.T``."""
 
 
+class AttendsToHistory(ABC):
+    """Capability: attention weights over the history events (Transformer models), reported
+    beside the model-agnostic occlusion explanations."""
+
+    @abstractmethod
+    def history_attention(self, histories: Sequences) -> list[np.ndarray]:
+        """Per history, (length,) the last layer's attention of the latest position over each event
+        (mean over heads; 0 for events outside the window the model reads), summing to 1."""
+
+
 class InterestPredictor(ABC):
     """Capability: P(like) of candidate items given a history whose events may carry like /
     dislike labels (1 like, 0 dislike, -1 unlabelled)."""

@@ -8,12 +8,15 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
 from lmrec.data.profile import DataProfile
+from lmrec.data.sequences import Sequences
+from lmrec.models.base import AttendsToHistory
 from lmrec.models.layers import Dropout
 from lmrec.models.sequential import SequentialConfig, SequentialRecommender
 from lmrec.training.config import Auto, Positive
@@ -74,6 +77,8 @@ class Block(nn.Module):
         self.drop = Dropout(cfg.dropout)
         self.attn_dropout = cfg.attn_dropout
         self.rotary = RotaryEmbedding(cfg.d_model // cfg.n_heads, cfg.max_len) if cfg.positional == "rotary" else None
+        self.attention: torch.Tensor | None = None  # (B, L) when recording: the last query's weights
+        self.record_attention = False
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """x (B, L, D), mask (B, 1, L, L) -> (B, L, D); with ``last_only`` only the last position's
@@ -97,6 +102,10 @@ class Block(nn.Module):
         with torch.autocast("cpu", enabled=False):
             att = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask,
                                                  dropout_p=self.attn_dropout if self.training else 0.0)  # (B, H, Lq, hd)
+        if self.record_attention:  # the weights the kernel used, for explanations (mean over heads)
+            scores = (q[:, :, -1:].float() @ k.float().transpose(-1, -2)) / math.sqrt(q.shape[-1])  # (B, H, 1, L)
+            scores = scores.masked_fill(~mask[:, :, -1:], -torch.inf)
+            self.attention = torch.softmax(scores, dim=-1).mean(1)[:, 0]  # (B, L)
         x = x + self.drop(self.proj(att.transpose(1, 2).reshape(B, q.shape[2], D)))
         if self.sasrec_layout:
             x = self.ln2(x)
@@ -160,11 +169,35 @@ class SASRecNet(nn.Module):
         return (self.item_table() if table is None else table)[1:]
 
 
-class SASRec(SequentialRecommender):
+class SASRec(SequentialRecommender, AttendsToHistory):
     """Causal self-attention over the user's event sequence, next-item softmax (SASRec family)."""
 
     name = "sasrec"
     Config = SASRecConfig
+
+    def history_attention(self, histories: Sequences) -> list[np.ndarray]:
+        self._check_fitted()
+        L = self.config.max_len
+        tokens = torch.from_numpy(histories.to_padded(L, pad=-1) + 1)  # (B, L) left-padded
+        last = self.net.blocks[-1]
+        last.record_attention = True
+        try:
+            self.net.eval()
+            with torch.inference_mode():
+                weights = []
+                for start in range(0, len(tokens), 256):
+                    self.net(tokens[start : start + 256], self._inference_table(), last_only=True)
+                    weights.append(last.attention)
+                w = torch.cat(weights).numpy()  # (B, L)
+        finally:
+            last.record_attention, last.attention = False, None
+        out = []
+        for r, n in enumerate(histories.lengths()):
+            row = np.zeros(n, dtype=np.float32)
+            kept = min(n, L)
+            row[n - kept :] = w[r, L - kept :]
+            out.append(row)
+        return out
 
     def auto_values(self, p: DataProfile) -> dict[str, Any]:
         return super().auto_values(p) | {"n_heads": 1 if p.regime == "dense" else 2, "block": "pre_ln"}

@@ -15,6 +15,8 @@ class Contribution(BaseModel):
     title: str
     weight: float = Field(description="the explained item's score drop when this history item is removed")
     co_occurrence: int | None = Field(None, description="training users with both items")
+    attention: float | None = Field(None, description="Transformer models: the last layer's attention on this "
+                                    "item's events")
     shared_words: list[str] = Field(default_factory=list, description="content models: title words in common")
 
 

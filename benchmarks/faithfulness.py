@@ -1,0 +1,156 @@
+"""Faithfulness of the occlusion explanations: does removing the event they blame move the item?
+
+For 1,000 random users (seed 0) of a leave-one-out split, each family's evaluated model (trained on
+the training part) recommends from the history before the test event; its top item is explained.
+Then one history event is removed: the top-attributed one, a random one (of the same last-50
+window that occlusion tries), or the most recent one; the item's new rank (seen items of the full
+history still excluded) and score drop are recorded. AOPC: the mean score drop over removing the
+top 1..5 events in attribution order, against a random order. Target: median rank drop of the
+top-1 deletion >= 2x that of the random deletion.
+
+    python benchmarks/faithfulness.py --data ml-1m --run /tmp/ml1m-sasrec --families pop itemknn ease sasrec dnn
+    python benchmarks/faithfulness.py --data beauty --run runs/beauty --families itemknn ease sasrec text-knn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import append_jsonl, machine
+
+from lmrec.data import load_dataset
+from lmrec.data.sequences import Sequences
+from lmrec.data.splits import TEST, TRAIN, LeaveOneOutConfig, eval_set, make_split
+from lmrec.evaluation import Validator
+from lmrec.explain.attribution import MAX_EVENTS, occlusion
+from lmrec.models import create_model
+from lmrec.models.base import AttendsToHistory
+from lmrec.pipeline import seed_everything
+from lmrec.runs import Run
+
+AOPC_STEPS = 5
+
+
+def model_for(family: str, ds, labels, run: Path | None, minutes: float):
+    """The family's evaluated model: from ``run`` when it holds that family, else trained here."""
+    if run is not None and Run.open(run).model_name == family:
+        r = Run.open(run)
+        if not np.array_equal(r.labels, labels):
+            raise SystemExit(f"{run}: its split differs from the leave-one-out split here")
+        return r.load_model("eval")
+    seed_everything(0)
+    model = create_model(family, {}, training={"time_budget": minutes}, runtime={"progress": False})
+    model.attach_items(ds.item_info)
+    return model.fit(ds.interactions.subset(labels == TRAIN), Validator(ds.interactions, labels))
+
+
+def ranks_of(model, histories: list[np.ndarray], items: np.ndarray, seen: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """(rank, score) of items[r] after histories[r], items in seen[r] excluded; rank 1 is the top."""
+    ranks, scores = np.empty(len(items), np.int64), np.empty(len(items))
+    with torch.inference_mode():
+        for start in range(0, len(items), 512):
+            s = model.score(Sequences.from_lists(histories[start : start + 512])).float()  # (B, n_items)
+            for j in range(s.shape[0]):
+                row = s[j].clone()
+                row[torch.from_numpy(seen[start + j])] = -torch.inf
+                target = row[items[start + j]]
+                ranks[start + j] = int((row > target).sum()) + 1
+                scores[start + j] = float(target)
+    return ranks, scores
+
+
+def faithfulness(model, histories: Sequences, rng: np.random.Generator) -> dict:
+    """Rank drops of the three deletions and AOPC, over ``histories`` (one user each)."""
+    top, _ = model.recommend(histories, 1)
+    keep = np.flatnonzero((top[:, 0] >= 0) & (histories.lengths() > 1))
+    hist = [histories[r] for r in keep]
+    items = top[keep, 0]
+    t0 = time.perf_counter()
+    drops = occlusion(model, Sequences.from_lists(hist), [np.array([i]) for i in items])  # (1, E) each
+    explain_s = (time.perf_counter() - t0) / max(1, len(hist))
+    base_rank, base_score = ranks_of(model, hist, items, hist)
+    out = {"users": len(hist), "explain_ms_per_user": 1000 * explain_s}
+    window = [max(0, len(h) - MAX_EVENTS) for h in hist]
+    if isinstance(model, AttendsToHistory):  # how often attention points at the event occlusion blames
+        attention = model.history_attention(Sequences.from_lists(hist))
+        out["attention_agrees"] = float(np.mean([int(np.argmax(a[w:])) == int(np.argmax(d[0]))
+                                                 for a, d, w in zip(attention, drops, window, strict=True)]))
+    choices = {
+        "top-1": [w + int(np.argmax(d[0])) for w, d in zip(window, drops, strict=True)],
+        "random": [int(rng.integers(w, len(h))) for w, h in zip(window, hist, strict=True)],
+        "most recent": [len(h) - 1 for h in hist],
+    }
+    for name, pos in choices.items():
+        ranks, scores = ranks_of(model, [np.delete(h, p) for h, p in zip(hist, pos, strict=True)], items, hist)
+        out[name] = {"median_rank_drop": float(np.median(ranks - base_rank)),
+                     "mean_rank_drop": float(np.mean(ranks - base_rank)),
+                     "mean_score_drop": float(np.mean(base_score - scores)),
+                     "share_lowered": float(np.mean(scores < base_score))}
+    for name, order_of in (("aopc", lambda w, d, h: w + np.argsort(-d[0], kind="stable")),
+                           ("aopc_random", lambda w, d, h: rng.permutation(np.arange(w, len(h))))):
+        total = np.zeros(len(hist))
+        for k in range(1, AOPC_STEPS + 1):
+            cut = [np.delete(h, order_of(w, d, h)[:k]) for w, d, h in zip(window, drops, hist, strict=True)]
+            _, scores = ranks_of(model, cut, items, hist)
+            total += base_score - scores
+        out[name] = float(np.mean(total / (AOPC_STEPS + 1)))
+    return out
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| dataset | family | users | median rank drop: top-1 | random | most recent | ratio top-1 / random | "
+             "mean rank drop: top-1 | random | most recent | top-1 lowers the score | AOPC (top-5, attribution order) | "
+             "AOPC (random order) | attention's top event = occlusion's | ms per user |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        t, rnd, rec = r["top-1"], r["random"], r["most recent"]
+        ratio = f"{t['median_rank_drop'] / rnd['median_rank_drop']:.1f}x" if rnd["median_rank_drop"] > 0 else (
+            "inf" if t["median_rank_drop"] > 0 else "0 / 0")
+        lines.append(f"| {r['dataset']} | {r['family']} | {r['users']} | {t['median_rank_drop']:g} | "
+                     f"{rnd['median_rank_drop']:g} | {rec['median_rank_drop']:g} | {ratio} | {t['mean_rank_drop']:.1f} | "
+                     f"{rnd['mean_rank_drop']:.1f} | {rec['mean_rank_drop']:.1f} | {t['share_lowered']:.0%} | "
+                     f"{r['aopc']:.4f} | {r['aopc_random']:.4f} | "
+                     + (f"{r['attention_agrees']:.0%}" if "attention_agrees" in r else "-")
+                     + f" | {r['explain_ms_per_user']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="ml-1m")
+    ap.add_argument("--families", nargs="+", default=["pop", "itemknn", "ease", "sasrec"])
+    ap.add_argument("--run", type=Path, help="a run whose evaluated model stands for its family (same split)")
+    ap.add_argument("--users", type=int, default=1000)
+    ap.add_argument("--minutes", type=float, default=5.0, help="time budget of each neural fit made here")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--jsonl", type=Path)
+    ap.add_argument("--table", type=Path, help="only print the table of an earlier --jsonl")
+    args = ap.parse_args()
+    if args.table:
+        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ds = load_dataset(args.data)
+    labels = make_split(ds.interactions, LeaveOneOutConfig())
+    es = eval_set(ds.interactions, labels, TEST)
+    pick = np.sort(np.random.default_rng(0).choice(len(es.users), min(args.users, len(es.users)), replace=False))
+    histories = es.histories.take(pick)
+    results = []
+    for family in args.families:
+        model = model_for(family, ds, labels, args.run, args.minutes)
+        r = {"dataset": args.data, "family": family} | faithfulness(model, histories, np.random.default_rng(0))
+        results.append(r)
+        append_jsonl(args.jsonl, r)
+        print(table([r]).splitlines()[-1], flush=True)
+    print(f"\nmachine: {machine()}\n")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
