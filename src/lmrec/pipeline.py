@@ -27,9 +27,10 @@ from lmrec.evaluation.evaluator import Validator, evaluate
 from lmrec.evaluation.interest import InterestValidator, evaluate_interest, format_interest
 from lmrec.evaluation.report import write_report
 from lmrec.explain.interests import InterestCodes, SparseCoded, choose_active, describe_atoms
+from lmrec.explain.visuals import write_visuals
 from lmrec.models.base import InterestPredictor, Recommender, VectorScorer, validate_config
 from lmrec.models.registry import get_model_class
-from lmrec.runs import INTERESTS_DIR, item_titles, write_run
+from lmrec.runs import INTERESTS_DIR, Run, item_titles, write_run
 from lmrec.training.auto import DEFAULT_BUDGET_MINUTES
 from lmrec.training.config import RuntimeConfig, TrainingConfig
 from lmrec.training.multitask import MultiTask, item_categories
@@ -210,6 +211,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     }
     out = write_run(Path(out), meta=meta, dataset=dataset, labels=labels, models=models,
                     artifacts={INTERESTS_DIR: codes} if codes is not None else None, overwrite=overwrite)
+    write_visuals(Run.open(out))
     write_report(out, summary, title=f"{model_name} on {dataset.name}", context=report_context(meta),
                  head_fraction=config.evaluation.head_fraction)
     return TrainResult(out, summary, timings, stats, budget.total)

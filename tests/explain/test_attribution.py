@@ -166,3 +166,17 @@ def test_service_explanations(run_dir, tmp_path):
     assert bad.status_code == 404 and bad.json()["field"] == "item_id"
     assert _call(run_dir, db, "POST", "/explain", json={"history": [103]}).status_code == 422
     assert _call(run_dir, db, "POST", "/explain", json={"history": [999], "item_id": 105}).status_code == 404
+
+
+def test_report_plots_of_what_the_model_learned(run_dir):
+    for name in ("training_curves", "item_map", "popularity_bias", "attention"):
+        assert (run_dir / "plots" / f"{name}.png").stat().st_size > 1000, name
+    report = (run_dir / "report.md").read_text()
+    assert "## What the model learned" in report and "![item_map](plots/item_map.png)" in report
+
+
+def test_models_without_vectors_or_attention_skip_those_plots(tmp_path, events_csv):
+    config = RunConfig.model_validate({"runtime": {"progress": False}})
+    train_run(events_csv, "ease", tmp_path / "run", config, log=lambda *_: None)
+    plots = {p.name for p in (tmp_path / "run" / "plots").iterdir()}
+    assert "popularity_bias.png" in plots and not plots & {"training_curves.png", "item_map.png", "attention.png"}

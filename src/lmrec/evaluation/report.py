@@ -10,6 +10,11 @@ from pathlib import Path
 from rich.table import Table
 
 HEADLINE = ("hr", "ndcg", "mrr", "recall", "precision")
+# Plots of what the model learned (lmrec.explain.visuals writes them after training), listed when present.
+VISUALS = {"plots/training_curves.png": "Training curves",
+           "plots/item_map.png": "Item map",
+           "plots/popularity_bias.png": "Popularity bias",
+           "plots/attention.png": "Attention over the latest events (sample users)"}
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -43,7 +48,8 @@ def rich_table(summary: dict, k: int = 10, title: str | None = None) -> Table:
     return table
 
 
-def markdown(summary: dict, *, title: str, context: dict, plots: list[str], head_fraction: float = 0.2) -> str:
+def markdown(summary: dict, *, title: str, context: dict, plots: list[str], head_fraction: float = 0.2,
+             visuals: list[str] = ()) -> str:
     ks = sorted({int(key.split("@")[1]) for key in summary["overall"] if "@" in key})
     lines = [f"# {title}", ""]
     lines += [f"- **{key}**: {value}" for key, value in context.items()]
@@ -60,6 +66,10 @@ def markdown(summary: dict, *, title: str, context: dict, plots: list[str], head
               f"are the target item's: head = top {head_fraction:.0%} of items by their number of events before the "
               "evaluated stage (what the model could know), tail = the other items with such events, cold = none.", ""]
     lines += [f"![{Path(p).stem}]({p})" for p in plots]
+    if visuals:
+        lines += ["", "## What the model learned"]
+        for p in visuals:
+            lines += ["", f"### {VISUALS[p]}", "", f"![{Path(p).stem}]({p})"]
     if "interest" in summary:
         from lmrec.evaluation.interest import interest_markdown
 
@@ -107,5 +117,6 @@ def write_report(run_dir: Path, summary: dict, *, title: str, context: dict, hea
         os.replace(tmp, run_dir / rel)
         plots.append(rel)
     _atomic_write(run_dir / "metrics.json", json.dumps(summary, indent=2).encode())
+    visuals = [p for p in VISUALS if (run_dir / p).exists()]
     _atomic_write(run_dir / "report.md", markdown(summary, title=title, context=context, plots=plots,
-                                                            head_fraction=head_fraction).encode())
+                                                  head_fraction=head_fraction, visuals=visuals).encode())
