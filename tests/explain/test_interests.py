@@ -177,6 +177,9 @@ def test_interests_cli(run_dir):
     r = runner.invoke(app, ["interests", "--run", str(run_dir.run_dir), "--user", "u3"])
     assert r.exit_code == 0, r.output
     assert "interests of user u3" in r.output and "Item number" in r.output
+    plot = run_dir.run_dir.parent / "user.png"
+    r = runner.invoke(app, ["interests", "--run", str(run_dir.run_dir), "--user", "u3", "--plot", str(plot)])
+    assert r.exit_code == 0 and plot.stat().st_size > 1000  # the user on the item map
     r = runner.invoke(app, ["interests", "--run", str(run_dir.run_dir), "--top", "3"])
     assert r.exit_code == 0 and "most used interest atoms" in r.output
     r = runner.invoke(app, ["interests", "--run", str(run_dir.run_dir), "--user", "nobody"])

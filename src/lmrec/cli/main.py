@@ -333,6 +333,8 @@ def interests(
     user: Annotated[str | None, typer.Option("--user", help="original user id: show this user's interests")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="atoms to list (without --user)")] = 20,
     n_items: Annotated[int, typer.Option("--items", min=1, help="items shown per atom")] = 5,
+    plot: Annotated[Path | None, typer.Option("--plot", help="with --user: also draw the user on the item map "
+                                              "(history, top-10, their atoms named by top titles) into this PNG")] = None,
 ) -> None:
     """Sparse interest codes of a run (vector models: sasrec, sasrec-text, dnn).
 
@@ -345,6 +347,8 @@ def interests(
     from lmrec.runs import Run
 
     r = Run.open(run)
+    if plot is not None and user is None:
+        raise LmrecError("--plot draws one user: give --user")
     rows = r.user_interests(user) if user is not None else r.atoms(top)
     title = f"interests of user {user}" if user is not None else f"most used interest atoms of {r.path}"
     table = Table(title=title)
@@ -355,7 +359,13 @@ def interests(
         names = "; ".join(t or str(i) for t, i in zip(a["titles"][:n_items], a["item_ids"][:n_items], strict=True))
         values = (f"{a['weight']:.3f}", f"{a['share']:.0%}") if user is not None else (f"{a['usage']:.0%}",)
         table.add_row(str(a["atom"]), *values, names)
-    Console().print(table)
+    console.print(table)
+    if plot is not None:
+        from lmrec.explain.visuals import user_map
+
+        if not user_map(r, user, plot):
+            raise LmrecError(f"model {r.model_name!r} has no item vectors to draw a map from")
+        console.print(f"[green]wrote[/] {plot}")
 
 
 @app.command()

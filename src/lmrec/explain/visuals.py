@@ -84,16 +84,9 @@ def item_categories(info: pl.DataFrame | None, n_items: int) -> list[str] | None
 
 def item_map(model: Recommender, run: Run, path: Path) -> bool:
     """2-D PCA of the model's item vectors, coloured by popularity and by category when known."""
-    try:
-        vectors = model._item_vectors()
-    except NotImplementedError:
-        vectors = None
-    if vectors is None or vectors.shape[0] < 3:
+    xy = _map_coordinates(model)
+    if xy is None:
         return False
-    v = vectors.float().numpy()
-    v = v - v.mean(0)
-    _, _, vt = np.linalg.svd(v, full_matrices=False)
-    xy = v @ vt[:2].T  # (n_items, 2)
     counts = run.dataset.interactions.item_counts()[: len(xy)]
     cats = item_categories(run.dataset.item_info, len(xy))
     plt = _pyplot()
@@ -165,6 +158,49 @@ def attention_heatmap(model: Recommender, run: Run, path: Path, users: int = 8, 
     ax.set_ylabel("user")
     fig.colorbar(im, ax=ax, label="attention")
     ax.set_title("where the Transformer looks: last layer, latest position")
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def _map_coordinates(model: Recommender) -> np.ndarray | None:
+    try:
+        vectors = model._item_vectors()
+    except NotImplementedError:
+        return None
+    if vectors is None or vectors.shape[0] < 3:
+        return None
+    v = vectors.float().numpy()
+    v = v - v.mean(0)
+    _, _, vt = np.linalg.svd(v, full_matrices=False)
+    return v @ vt[:2].T  # (n_items, 2)
+
+
+def user_map(run: Run, user_id, path: Path, k: int = 10) -> bool:
+    """A user on the item map: their history, their top-k, and their interest atoms (when the run
+    has codes) named by their top titles at the centre of their top items."""
+    model = run.load_model()
+    xy = _map_coordinates(model)
+    if xy is None:
+        return False
+    users = run.dataset.users.lookup([user_id], what="user id")
+    history = run.histories(users)
+    top, _ = model.recommend(history, k)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 6.5))
+    ax.scatter(xy[:, 0], xy[:, 1], s=2, color="lightgrey", label="catalogue")
+    h = history[0]
+    ax.scatter(xy[h, 0], xy[h, 1], s=10, color="tab:blue", label=f"history ({len(h)} events)")
+    rec = top[0][top[0] >= 0]
+    ax.scatter(xy[rec, 0], xy[rec, 1], s=60, marker="*", color="tab:red", label=f"top-{k}")
+    if (run.path / "interests").exists():
+        for a in run.user_interests(user_id)[:6]:
+            idx = run.dataset.items.lookup(a["item_ids"][:5], what="item id")
+            cx, cy = xy[idx].mean(0)
+            ax.annotate(f"atom {a['atom']} ({a['share']:.0%}): {a['titles'][0] or a['item_ids'][0]}"[:60], (cx, cy),
+                        fontsize=7, bbox={"boxstyle": "round", "fc": "lightyellow", "alpha": 0.8})
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(f"user {user_id} on the item map (PCA of item vectors)")
     fig.tight_layout()
     _save(fig, path)
     return True
