@@ -191,7 +191,8 @@ class InterestCodes:
             k = grid[int(torch.randint(0, len(grid), (1,), generator=gen))]
             z = net.code(u[rows], k)  # (B, K)
             recon = net.decode(z)  # (B, D)
-            loss = F.kl_div(F.log_softmax(recon @ cand.T, dim=1), target, log_target=True, reduction="batchmean")
+            predicted = F.log_softmax(recon @ cand.T, dim=1)  # (B, S)
+            loss = F.kl_div(predicted, target, log_target=True, reduction="batchmean")
             opt.zero_grad()
             loss.backward()
             opt.step()
