@@ -175,6 +175,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         codes, summary["interests"] = evaluate_codes(eval_model, summary, train, dataset, labels, validator, config,
                                                      log)
         timings["interests_s"] = time.perf_counter() - t0
+        budget.reserve -= config.interests.max_seconds + 10  # only the served model's codes are still to come
 
     models: dict[str, Recommender] = {"model": eval_model}
     if config.training.refit:
