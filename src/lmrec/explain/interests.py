@@ -103,7 +103,7 @@ class SparseAutoencoder(torch.nn.Module):
         return self.center + z @ self.atoms  # (B, D)
 
 
-def self_resample(net: SparseAutoencoder, residuals: torch.Tensor, dead: torch.Tensor, gen: torch.Generator) -> None:
+def resample_dead(net: SparseAutoencoder, residuals: torch.Tensor, dead: torch.Tensor, gen: torch.Generator) -> None:
     """Point atoms that stopped firing at what the code currently misses (``residuals`` (B, D)
     of a batch), so that K atoms end up describing K interests rather than a few dozen."""
     n = int(dead.sum())
@@ -209,7 +209,7 @@ class InterestCodes:
             for group in opt.param_groups:
                 group["lr"] = LR * 0.5 * (1 + math.cos(math.pi * progress))
             if done % RESAMPLE_EVERY == 0 and progress < 0.7:
-                self_resample(net, u[rows] - recon.detach(), last_fired < done - RESAMPLE_EVERY, gen)
+                resample_dead(net, u[rows] - recon.detach(), last_fired < done - RESAMPLE_EVERY, gen)
         net.eval()
         codes = cls(net, grid[-1] if config.active != "auto" else grid[0], np.zeros((config.atoms, 0), np.int64),
                     np.zeros(config.atoms), {"states": len(u), "steps": done, "planned_steps": steps,
