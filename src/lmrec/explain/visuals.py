@@ -126,7 +126,7 @@ def popularity_bias(model: Recommender, run: Run, path: Path, k: int = 10) -> bo
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     x = np.arange(10)
-    ax.bar(x - 0.2, event_share, width=0.4, label="share of training events")
+    ax.bar(x - 0.2, event_share, width=0.4, label="share of the events before the test targets")
     ax.bar(x + 0.2, rec_share, width=0.4, label=f"share of test top-{k} recommendations")
     ax.set_xticks(x, [f"{10 * j}-{10 * (j + 1)}%" for j in range(10)], fontsize=7)
     ax.set_xlabel("items by popularity (most popular first)")

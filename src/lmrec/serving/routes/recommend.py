@@ -49,7 +49,7 @@ class HistoryRequest(BaseModel):
     exclude_seen: bool = True
 
 
-@router.get("/recommend/{user_id}", response_model=RecommendResponse, response_model_exclude_none=True)
+@router.get("/recommend/{user_id}", response_model=RecommendResponse, response_model_exclude_unset=True)
 def recommend_user(user_id: str, k: int = Query(10, ge=1, le=MAX_K),
                    explain: bool = Query(False, description="add each item's reason and contributions"),
                    state: ServiceState = Depends(get_state)) -> RecommendResponse:
@@ -87,9 +87,9 @@ def explain_history(body: ExplainRequest, state: ServiceState = Depends(get_stat
     return Explanation(**state.explain(history, [body.item_id], cat)[0])
 
 
-@router.post("/recommend", response_model=RecommendResponse)
+@router.post("/recommend", response_model=RecommendResponse, response_model_exclude_unset=True)
 def recommend_history(body: HistoryRequest, state: ServiceState = Depends(get_state)) -> RecommendResponse:
     """Top-k for an explicit history (an anonymous session)."""
     history = [state.item_index(i, f"history[{j}]") for j, i in enumerate(body.history)]
     recs = state.recommend_history(history, body.k, exclude_seen=body.exclude_seen)
-    return RecommendResponse(source="model", items=[Item(**r.__dict__) for r in recs])
+    return RecommendResponse(user_id=None, source="model", items=[Item(**r.__dict__) for r in recs])
