@@ -32,6 +32,25 @@ def append_jsonl(path, row: dict) -> None:
             f.write(json.dumps(row) + "\n")
 
 
+def result_options(ap) -> None:
+    """--threads, --jsonl (append each result) and --table (print an earlier --jsonl's table)."""
+    from pathlib import Path
+
+    ap.add_argument("--threads", type=int, help="torch threads (1: run several lanes side by side)")
+    ap.add_argument("--jsonl", type=Path, help="append each result here")
+    ap.add_argument("--table", type=Path, help="only print the table of an earlier --jsonl")
+
+
+def table_only(args, table) -> bool:
+    """Print ``table`` of ``args.table``'s results and return True, or set the threads and return False."""
+    if args.table:
+        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+        return True
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return False
+
+
 def machine() -> str:
     return f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 

@@ -15,13 +15,12 @@ top-1 deletion >= 2x that of the random deletion.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from _common import append_jsonl, machine
+from _common import append_jsonl, machine, result_options, table_only
 
 from lmrec.data import load_dataset
 from lmrec.data.sequences import Sequences
@@ -127,15 +126,10 @@ def main() -> None:
     ap.add_argument("--run", type=Path, help="a run whose evaluated model stands for its family (same split)")
     ap.add_argument("--users", type=int, default=1000)
     ap.add_argument("--minutes", type=float, default=5.0, help="time budget of each neural fit made here")
-    ap.add_argument("--threads", type=int)
-    ap.add_argument("--jsonl", type=Path)
-    ap.add_argument("--table", type=Path, help="only print the table of an earlier --jsonl")
+    result_options(ap)
     args = ap.parse_args()
-    if args.table:
-        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+    if table_only(args, table):
         return
-    if args.threads:
-        torch.set_num_threads(args.threads)
     ds = load_dataset(args.data)
     labels = make_split(ds.interactions, LeaveOneOutConfig())
     es = eval_set(ds.interactions, labels, TEST)

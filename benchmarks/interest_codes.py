@@ -17,8 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-from _common import append_jsonl, machine
+from _common import append_jsonl, machine, result_options, table_only
 
 from lmrec.config import RunConfig
 from lmrec.data.splits import TEST, TRAIN, VALID
@@ -63,15 +62,10 @@ def main() -> None:
     ap.add_argument("--run", type=Path, action="append", required=True, help="a run directory (repeatable)")
     ap.add_argument("--set", action="append", default=[], help="interests setting KEY=JSON_VALUE (repeatable)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, help="torch threads")
-    ap.add_argument("--jsonl", type=Path, help="append each result here")
-    ap.add_argument("--table", type=Path, help="only print the table of an earlier --jsonl")
+    result_options(ap)
     args = ap.parse_args()
-    if args.table:
-        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+    if table_only(args, table):
         return
-    if args.threads:
-        torch.set_num_threads(args.threads)
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     results = []
     for path in args.run:

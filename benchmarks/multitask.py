@@ -15,13 +15,10 @@ items are still the whole history). Choices are read on the validation columns.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
-from _common import append_jsonl, machine
+from _common import append_jsonl, machine, result_options, table_only
 
 from lmrec.data import load_dataset
 from lmrec.data.splits import TEST, TRAIN, VALID, LeaveOneOutConfig, make_split
@@ -98,15 +95,10 @@ def main() -> None:
     ap.add_argument("--category-vectors", help="per-item multi-hot file for the category head (Beauty attributes)")
     ap.add_argument("--minutes", type=float, help="time budget of each fit (default: the automatic one); the "
                     "cosine schedule is fitted to it, so every variant gets the same compute")
-    ap.add_argument("--threads", type=int, help="torch threads (1: run several lanes side by side)")
-    ap.add_argument("--jsonl", type=Path, help="append each run's result here")
-    ap.add_argument("--table", type=Path, help="only print the table of an earlier --jsonl")
+    result_options(ap)
     args = ap.parse_args()
-    if args.table:
-        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+    if table_only(args, table):
         return
-    if args.threads:
-        torch.set_num_threads(args.threads)
     results = []
     for seed in args.seeds:
         for variant in args.variants:

@@ -32,6 +32,24 @@ def events_csv(tmp_path: Path) -> Path:
     return path
 
 
+def call_service(run_dir: Path, db: Path, method: str, url: str, **kw):
+    """One request to an in-process service over ``run_dir`` with its event store at ``db``."""
+    import asyncio
+
+    import httpx
+
+    from lmrec.runs import Run
+    from lmrec.serving import EventStore, ServiceState, create_app
+
+    app = create_app(ServiceState(Run.open(run_dir), EventStore(db)))
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+            return await c.request(method, url, **kw)
+
+    return asyncio.run(go())
+
+
 def make_items(n_items: int = 20) -> pl.DataFrame:
     return pl.DataFrame({"item_id": [100 + i for i in range(n_items)],
                          "title": [f"Item number {i}" for i in range(n_items)],

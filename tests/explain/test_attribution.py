@@ -1,8 +1,6 @@
 """Explanations: occlusion with a known answer, reasons, the CLI and the service."""
 
-import asyncio
 
-import httpx
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -17,8 +15,7 @@ from lmrec.explain.attribution import Explainer, by_item, occlusion, title_words
 from lmrec.models.base import Recommender
 from lmrec.pipeline import train_run
 from lmrec.runs import Run
-from lmrec.serving import EventStore, ServiceState, create_app
-from tests.conftest import make_events, make_items
+from tests.conftest import call_service, make_events, make_items
 
 W = torch.tensor([[0.0, 1.0, 2.0, 0.0, 5.0],
                   [3.0, 0.0, 1.0, 0.0, 0.5],
@@ -134,38 +131,28 @@ def test_explain_cli(run_dir):
     assert r.exit_code != 0 and "unknown item id" in r.output and "Traceback" not in r.output
 
 
-def _call(run_dir, db, method, url, **kw):
-    app_ = create_app(ServiceState(Run.open(run_dir), EventStore(db)))
-
-    async def go():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app_), base_url="http://test") as c:
-            return await c.request(method, url, **kw)
-
-    return asyncio.run(go())
-
-
 def test_service_explanations(run_dir, tmp_path):
     db = tmp_path / "e.db"
-    r = _call(run_dir, db, "GET", "/recommend/u3?k=3&explain=true")
+    r = call_service(run_dir, db, "GET", "/recommend/u3?k=3&explain=true")
     assert r.status_code == 200, r.text
     items = r.json()["items"]
     assert len(items) == 3 and all(i["reason"] and i["contributions"] for i in items)
     assert all(c["attention"] is not None for c in items[0]["contributions"])  # sasrec: attention beside occlusion
     weights = [c["weight"] for c in items[0]["contributions"]]
     assert weights == sorted(weights, reverse=True)
-    plain = _call(run_dir, db, "GET", "/recommend/u3?k=3").json()["items"]
+    plain = call_service(run_dir, db, "GET", "/recommend/u3?k=3").json()["items"]
     assert "reason" not in plain[0] and [i["item_id"] for i in plain] == [i["item_id"] for i in items]
-    one = _call(run_dir, db, "GET", f"/explain/u3/{items[0]['item_id']}").json()
+    one = call_service(run_dir, db, "GET", f"/explain/u3/{items[0]['item_id']}").json()
     assert one["reason"] == items[0]["reason"] and one["contributions"] == items[0]["contributions"]
-    anon = _call(run_dir, db, "POST", "/explain", json={"history": [103, 104], "item_id": 105})
+    anon = call_service(run_dir, db, "POST", "/explain", json={"history": [103, 104], "item_id": 105})
     assert anon.status_code == 200 and {c["item_id"] for c in anon.json()["contributions"]} == {103, 104}
-    fallback = _call(run_dir, db, "GET", "/recommend/stranger?k=2&explain=true").json()
+    fallback = call_service(run_dir, db, "GET", "/recommend/stranger?k=2&explain=true").json()
     assert fallback["source"] == "popularity" and fallback["items"][0]["reason"].startswith("popular")
-    assert _call(run_dir, db, "GET", "/explain/stranger/105").status_code == 404
-    bad = _call(run_dir, db, "GET", "/explain/u3/999")
+    assert call_service(run_dir, db, "GET", "/explain/stranger/105").status_code == 404
+    bad = call_service(run_dir, db, "GET", "/explain/u3/999")
     assert bad.status_code == 404 and bad.json()["field"] == "item_id"
-    assert _call(run_dir, db, "POST", "/explain", json={"history": [103]}).status_code == 422
-    assert _call(run_dir, db, "POST", "/explain", json={"history": [999], "item_id": 105}).status_code == 404
+    assert call_service(run_dir, db, "POST", "/explain", json={"history": [103]}).status_code == 422
+    assert call_service(run_dir, db, "POST", "/explain", json={"history": [999], "item_id": 105}).status_code == 404
 
 
 def test_report_plots_of_what_the_model_learned(run_dir):

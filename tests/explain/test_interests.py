@@ -1,8 +1,6 @@
 """Sparse interest codes: sparsity, determinism, a known answer, the run / CLI / service surfaces."""
 
-import asyncio
 
-import httpx
 import numpy as np
 import pytest
 import torch
@@ -23,10 +21,9 @@ from lmrec.models.base import Recommender, VectorScorer
 from lmrec.models.baselines import Popularity
 from lmrec.pipeline import train_run
 from lmrec.runs import Run
-from lmrec.serving import EventStore, ServiceState, create_app
 from lmrec.training.hooks import StepOutput
 from lmrec.training.regularisers import StateL1
-from tests.conftest import interactions_from, make_events, make_items
+from tests.conftest import call_service, interactions_from, make_events, make_items
 
 N_TOPICS = 4
 
@@ -198,29 +195,19 @@ def test_atoms_zero_turns_codes_off(tmp_path, events_csv):
         Run.open(result.run_dir).interest_codes()
 
 
-def _call(run_dir, db, method, url, **kw):
-    app_ = create_app(ServiceState(Run.open(run_dir), EventStore(db)))
-
-    async def go():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app_), base_url="http://test") as c:
-            return await c.request(method, url, **kw)
-
-    return asyncio.run(go())
-
-
 def test_service_user_interests(run_dir, tmp_path):
-    r = _call(run_dir.run_dir, tmp_path / "e.db", "GET", "/users/u3/interests")
+    r = call_service(run_dir.run_dir, tmp_path / "e.db", "GET", "/users/u3/interests")
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["user_id"] == "u3" and body["interests"][0]["items"][0]["title"].startswith("Item number")
     expected = Run.open(run_dir.run_dir).user_interests("u3")
     assert [a["atom"] for a in body["interests"]] == [a["atom"] for a in expected]
-    assert _call(run_dir.run_dir, tmp_path / "e.db", "GET", "/users/nobody/interests").status_code == 404
+    assert call_service(run_dir.run_dir, tmp_path / "e.db", "GET", "/users/nobody/interests").status_code == 404
 
 
 def test_service_without_codes_is_409(tmp_path, events_csv):
     config = RunConfig.model_validate({"model": {"d_model": 8, "max_len": 5}, "training": {"epochs": 1},
                                        "interests": {"atoms": 0}, "runtime": {"progress": False}})
     train_run(events_csv, "sasrec", tmp_path / "run", config, log=lambda *_: None)
-    r = _call(tmp_path / "run", tmp_path / "e.db", "GET", "/users/u0/interests")
+    r = call_service(tmp_path / "run", tmp_path / "e.db", "GET", "/users/u0/interests")
     assert r.status_code == 409 and "no interest codes" in r.json()["detail"]
