@@ -12,7 +12,7 @@ from lmrec.config import RunConfig
 from lmrec.data.sequences import Sequences
 from lmrec.explain import attribution
 from lmrec.explain.attribution import Explainer, by_item, occlusion, title_words
-from lmrec.models.base import Recommender
+from lmrec.models.base import HasContentVectors, Recommender
 from lmrec.pipeline import train_run
 from lmrec.runs import Run
 from tests.conftest import call_service, make_events, make_items
@@ -29,10 +29,9 @@ class Additive(Recommender):
 
     name = "additive-test"
 
-    def __init__(self, content: bool = False) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.n_items = 5
-        self.uses_item_content = content
 
     def fit(self, train, valid=None, *, time_budget_s=None):
         return self
@@ -49,6 +48,15 @@ class Additive(Recommender):
 
     def _load_state(self, state):
         pass
+
+
+class AdditiveContent(Additive, HasContentVectors):
+    """With content vectors: item 4 is closest in content to item 2, then to item 0."""
+
+    uses_item_content = True
+
+    def content_vectors(self):
+        return np.array([[1, 0, 0], [0, 1, 0], [0.6, 0, 0.8], [0, 0, 1], [0.5, 0, 0.5]], dtype=np.float32)
 
 
 def test_occlusion_by_hand():
@@ -81,7 +89,7 @@ def test_occlusion_is_batched_and_windowed(monkeypatch):
 def _explainer(content=False):
     train = sp.csr_matrix(np.array([[1, 1, 0, 1, 0], [1, 0, 1, 1, 0], [0, 1, 1, 1, 0]]))  # item 4: no events
     names = ["Red lipstick", "Blue jeans", "Red dress", "Green tea", "Red jeans"]
-    return Explainer(Additive(content), train, names)
+    return Explainer(AdditiveContent() if content else Additive(), train, names)
 
 
 def test_reasons_and_what_the_data_knows():
@@ -95,9 +103,12 @@ def test_reasons_and_what_the_data_knows():
     assert new.source == "new-item" and new.reason == 'new item, similar to "Green tea"'
     [[none]] = ex.explain(Sequences.from_lists([[4]]), [np.array([0])])
     assert none.reason.startswith("fits your history as a whole")
-    # Content models also show the title words two items share.
+    # Content models also show the title words two items share and their content similarity; a new
+    # item is similar to the history item closest in content (item 2), not the largest occlusion (item 0).
     [[c]] = _explainer(content=True).explain(Sequences.from_lists([[0, 2]]), [np.array([4])])
     assert [x.shared_words for x in c.contributions] == [["red"], ["red"]]
+    assert {x.item: x.content_similarity for x in c.contributions} == pytest.approx({0: 0.7071, 2: 0.9899}, abs=1e-4)
+    assert c.reason == 'new item, similar to "Red dress"'
     assert title_words("The Lord of the Rings: Vol. 2") == {"lord", "rings"}
 
 

@@ -8,8 +8,9 @@ are tried (older events barely move a sequence model, and a Transformer reads a 
 
 What a family knows is added beside it: for every contribution, how many training users have
 both items (the co-occurrence count that ItemKNN and EASE are built from), for Transformer
-models the last layer's attention on the item's events, and for content models the title words
-the two items share.
+models the last layer's attention on the item's events, and for content models the cosine of the
+two items' content vectors and the title words they share (a new item is "similar to" the
+history item closest in content).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import scipy.sparse as sp
 import torch
 
 from lmrec.data.sequences import Sequences
-from lmrec.models.base import AttendsToHistory, Recommender
+from lmrec.models.base import AttendsToHistory, HasContentVectors, Recommender
 
 MAX_EVENTS = 50  # events tried per history (the most recent ones)
 ROWS_PER_FORWARD = 1024  # leave-one-out histories scored per model call
@@ -35,6 +36,7 @@ class Contribution:
     weight: float  # the explained item's score drop without this item's events
     co_occurrence: int | None = None  # training users with both items
     attention: float | None = None  # Transformer models: the last layer's attention on this item's events
+    content_similarity: float | None = None  # content models: cosine of the two items' content vectors
     shared_words: list[str] = field(default_factory=list)  # content models: title words in common
 
 
@@ -99,6 +101,10 @@ class Explainer:
         self.model, self.names, self.top = model, names, top
         self.train = train.tocsc()
         self.counts = np.asarray(train.sum(axis=0)).ravel()
+        self.content = None  # (n_items, T) unit content vectors of content models
+        if isinstance(model, HasContentVectors):
+            v = np.asarray(model.content_vectors(), dtype=np.float32)
+            self.content = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
     def explain(self, histories: Sequences, items: list[np.ndarray]) -> list[list[Explanation]]:
         """Per history, one explanation per item of ``items[r]``."""
@@ -119,7 +125,10 @@ class Explainer:
             c.attention = None if attention is None else round(attention[c.item], 6)
         named = [self._name(c.item) for c in contributions if c.weight > 0][:2]
         if item >= len(self.counts) or self.counts[item] == 0:
-            like = named[0] if named else self._name(contributions[0].item)
+            if self.content is not None:  # content models: the history item closest in content
+                like = self._name(max(contributions, key=lambda c: c.content_similarity).item)
+            else:
+                like = named[0] if named else self._name(contributions[0].item)
             return Explanation(item, f"new item, similar to {like}", "new-item", contributions)
         if not named:
             return Explanation(item, "fits your history as a whole; no single event stands out", "history",
@@ -130,10 +139,13 @@ class Explainer:
         co = None
         if item < self.train.shape[1] and h < self.train.shape[1]:
             co = int(self.train[:, h].multiply(self.train[:, item]).nnz)
-        shared = []
+        shared, similarity = [], None
         if self.model.uses_item_content:
             shared = sorted(title_words(self.names[h]) & title_words(self.names[item]))
-        return Contribution(int(h), float(weight), co_occurrence=co, shared_words=shared)
+        if self.content is not None:
+            similarity = round(float(self.content[h] @ self.content[item]), 6)
+        return Contribution(int(h), float(weight), co_occurrence=co, shared_words=shared,
+                            content_similarity=similarity)
 
     def _name(self, item: int) -> str:
         return f'"{self.names[item]}"'
@@ -144,5 +156,5 @@ def explanation_dict(e: Explanation, item_ids: list, titles: list[str]) -> dict:
     return {"item_id": item_ids[e.item], "title": titles[e.item], "reason": e.reason, "source": e.source,
             "contributions": [{"item_id": item_ids[c.item], "title": titles[c.item], "weight": round(c.weight, 6),
                                "co_occurrence": c.co_occurrence, "attention": c.attention,
-                               "shared_words": c.shared_words}
+                               "content_similarity": c.content_similarity, "shared_words": c.shared_words}
                               for c in e.contributions]}

@@ -268,6 +268,15 @@ class AttendsToHistory(ABC):
         (mean over heads; 0 for events outside the window the model reads), summing to 1."""
 
 
+class HasContentVectors(ABC):
+    """Capability: a content vector per item (the encoded text and other modalities), which
+    explanations compare items by."""
+
+    @abstractmethod
+    def content_vectors(self) -> np.ndarray:
+        """(n_items, T) the items' content vectors, in index order."""
+
+
 class InterestPredictor(ABC):
     """Capability: P(like) of candidate items given a history whose events may carry like /
     dislike labels (1 like, 0 dislike, -1 unlabelled)."""

@@ -41,7 +41,7 @@ from lmrec.content.vectors import Whitening, catalogue_vectors, new_item_vectors
 from lmrec.data.profile import DataProfile
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.data.splits import without_last_events
-from lmrec.models.base import Validator
+from lmrec.models.base import HasContentVectors, Validator
 from lmrec.models.sasrec import SASRec, SASRecConfig, SASRecNet
 from lmrec.models.textknn import recency_profile
 from lmrec.training.config import Auto
@@ -154,7 +154,7 @@ class TextSASRecNet(SASRecNet):
         return table * (torch.arange(table.shape[0]) > 0)[:, None]
 
 
-class SASRecText(SASRec):
+class SASRecText(SASRec, HasContentVectors):
     """SASRec over items represented by ID and pretrained-language-model text embeddings."""
 
     name = "sasrec-text"
@@ -273,6 +273,9 @@ class SASRecText(SASRec):
     def output_item_vectors(self) -> torch.Tensor:
         items = super().output_item_vectors()  # (n_items, D)
         return torch.cat([items, self.net.unit_text], dim=1) if float(self.net.knn_weight) else items
+
+    def content_vectors(self) -> np.ndarray:
+        return self.text_vectors
 
     def _item_vectors(self) -> torch.Tensor:
         return super().output_item_vectors()  # similar items: the model's own item space

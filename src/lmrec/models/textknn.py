@@ -18,7 +18,7 @@ from pydantic import Field
 from lmrec.content.encoder import DEFAULT_MODEL, check_attached, text_columns
 from lmrec.content.vectors import Whitening, catalogue_vectors, new_item_vectors
 from lmrec.data.sequences import Interactions, Sequences
-from lmrec.models.base import ModelConfig, Recommender, Validator
+from lmrec.models.base import HasContentVectors, ModelConfig, Recommender, Validator
 
 
 def recency_profile(histories: Sequences, vectors: torch.Tensor, max_len: int, decay: float) -> torch.Tensor:
@@ -45,7 +45,7 @@ class TextKNNConfig(ModelConfig):
     max_len: int = Field(50, ge=1, description="most recent events used")
 
 
-class TextKNN(Recommender):
+class TextKNN(Recommender, HasContentVectors):
     """Recency-weighted cosine between the user's item texts and every item's text (no training)."""
 
     name = "text-knn"
@@ -90,6 +90,9 @@ class TextKNN(Recommender):
 
     def _item_vectors(self) -> torch.Tensor:
         return torch.from_numpy(self.vectors)
+
+    def content_vectors(self) -> np.ndarray:
+        return self.vectors
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"vectors": self.vectors} | (self.whitening.state() if self.whitening else {})

@@ -17,6 +17,7 @@ class Contribution(BaseModel):
     co_occurrence: int | None = Field(None, description="training users with both items")
     attention: float | None = Field(None, description="Transformer models: the last layer's attention on this "
                                     "item's events")
+    content_similarity: float | None = Field(None, description="content models: cosine of the items' content vectors")
     shared_words: list[str] = Field(default_factory=list, description="content models: title words in common")
 
 
