@@ -148,6 +148,17 @@ class Run:
         return interests_of(codes, self.load_model(), history.tolist(), self.dataset.items.ids,
                             self.item_titles(np.arange(len(self.dataset.items))))
 
+    def onboarding(self, k: int = 20) -> pl.DataFrame:
+        """A first slate for someone with no history (see :mod:`lmrec.coldstart.onboarding`):
+        ``rank, item_id, title, events``."""
+        from lmrec.coldstart.onboarding import diverse_slate, item_space
+
+        inter = self.dataset.interactions
+        counts = inter.item_counts()
+        slate = diverse_slate(item_space(self.load_model(), inter.to_matrix()), counts, k)
+        return pl.DataFrame({"rank": np.arange(1, len(slate) + 1), "item_id": pl.Series(self.dataset.items.decode(slate)),
+                             "title": self.item_titles(slate), "events": counts[slate]})
+
     def explainer(self, model: Recommender | None = None) -> Explainer:
         """Explanations of the served model (or ``model``) against every event of the run."""
         ids = self.dataset.items.ids

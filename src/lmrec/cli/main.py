@@ -294,6 +294,29 @@ def similar(
 
 @app.command()
 @friendly_errors
+def onboarding(
+    run: RunOpt,
+    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="slate size")] = 20,
+) -> None:
+    """A first slate for a new user with no history (the service's GET /onboarding).
+
+    Popular items, but spread over the catalogue's main clusters (k-means over the model's item
+    vectors, or over an SVD of the events for models without them), so that a newcomer's first
+    clicks tell the model more than clicks on the top-k of one genre would.
+    """
+    from lmrec.runs import Run
+
+    df = Run.open(run).onboarding(k)
+    table = Table(title=f"first slate for a new user ({run})")
+    for col in df.columns:
+        table.add_column(col)
+    for row in df.iter_rows():
+        table.add_row(*map(str, row))
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
 def explain(
     run: RunOpt,
     user: Annotated[str, typer.Option("--user", help="original user id")],

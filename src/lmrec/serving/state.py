@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from lmrec.coldstart.onboarding import diverse_slate, item_space
 from lmrec.data.labels import DISLIKE, LIKE, UNLABELLED
 from lmrec.data.sequences import Sequences
 from lmrec.data.vocab import Vocabulary
@@ -106,6 +107,7 @@ class ServiceState:
         self._type_labels = {k: LIKE if v == "like" else DISLIKE for k, v in (run.config.data.event_labels or {}).items()}
         self._train_matrix = inter.to_matrix()  # co-occurrence counts and "new item" in explanations
         self._explainer: tuple[Catalogue, Explainer] | None = None
+        self._onboarding: dict = {}
         self.codes = InterestCodes.load(run.path / INTERESTS_DIR) if (run.path / INTERESTS_DIR).exists() else None
         self.events_replayed = 0
         for user_id, item_id, _, typ in store.all():
@@ -151,6 +153,17 @@ class ServiceState:
         p = cat.model.predict_interest(Sequences.from_lists([history]), Sequences.from_lists([likes]),
                                        Sequences.from_lists([items]))
         return [float(x) for x in p]
+
+    def onboarding(self, k: int) -> list[Recommendation]:
+        """The diverse first slate for someone with no history, computed once per catalogue and k."""
+        cat = self.catalogue
+        key = (id(cat), k)
+        if self._onboarding.get("key") != key:
+            vectors = item_space(cat.model, self._train_matrix)
+            n = min(len(vectors), len(cat.counts))  # items added since training have no events: not popular
+            self._onboarding = {"key": key, "slate": diverse_slate(vectors[:n], cat.counts[:n], k)}
+        idx = self._onboarding["slate"]
+        return self._recommendations(cat, idx, cat.counts[idx].astype(float))
 
     def explainer(self, cat: Catalogue) -> Explainer:
         """The explainer of one catalogue version (rebuilt when items are added)."""

@@ -65,6 +65,13 @@ def recommend_user(user_id: str, k: int = Query(10, ge=1, le=MAX_K),
     return RecommendResponse(user_id=user_id, source=source, items=items)
 
 
+@router.get("/onboarding", response_model=list[Item], response_model_exclude_unset=True)
+def onboarding(k: int = Query(20, ge=1, le=MAX_K), state: ServiceState = Depends(get_state)) -> list[Item]:
+    """A first slate for someone with no history: popular items spread over the catalogue's main
+    clusters, so that the first clicks tell the model the most (score: training events)."""
+    return [Item(**r.__dict__) for r in state.onboarding(k)]
+
+
 class ExplainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     history: list[int | str] = Field(description="item ids, oldest first", max_length=10_000)

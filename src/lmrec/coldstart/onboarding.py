@@ -1,0 +1,67 @@
+"""A first slate for someone with no history: popular, but spread over the catalogue's main
+clusters, so that the first clicks tell the model the most.
+
+Candidates are the most popular items; they are clustered (k-means on unit item vectors: the
+model's own when it has them, else a truncated SVD of the interaction matrix), clusters are taken
+in order of their total popularity, and each gives its most popular item in turn (round robin)
+until the slate is full.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+CANDIDATES_PER_SLOT = 10  # candidates: the top k * this items by popularity (at least 200)
+SVD_DIM = 32
+
+
+def item_space(model, train: sp.csr_matrix) -> np.ndarray:
+    """(n_items, d) vectors to cluster items by: the model's item vectors, else an SVD of ``train``."""
+    try:
+        vectors = model._item_vectors()
+    except NotImplementedError:
+        vectors = None
+    if vectors is not None:
+        return vectors.float().numpy()
+    from scipy.sparse.linalg import svds
+
+    m = train.astype(np.float32)
+    dim = max(1, min(SVD_DIM, min(m.shape) - 1))
+    _, s, vt = svds(m, k=dim, random_state=0)
+    return (vt.T * s).astype(np.float32)  # (n_items, dim)
+
+
+def kmeans(x: np.ndarray, k: int, iterations: int = 25, seed: int = 0) -> np.ndarray:
+    """Cluster label per row of ``x`` (k-means++ start, cosine on unit rows)."""
+    rng = np.random.default_rng(seed)
+    x = torch.nn.functional.normalize(torch.from_numpy(x).float(), dim=1)  # (N, d)
+    centres = [x[int(rng.integers(len(x)))]]
+    for _ in range(1, k):  # k-means++: far points are likelier starts
+        d = 1 - torch.stack([x @ c for c in centres]).max(0).values  # (N,)
+        p = (d.clamp(min=0) ** 2).numpy().astype(np.float64)
+        centres.append(x[int(rng.choice(len(x), p=p / p.sum()))] if p.sum() > 0 else x[int(rng.integers(len(x)))])
+    c = torch.stack(centres)  # (k, d)
+    for _ in range(iterations):
+        labels = (x @ c.T).argmax(1)  # (N,)
+        for j in range(k):
+            members = x[labels == j]
+            if len(members):
+                c[j] = torch.nn.functional.normalize(members.mean(0), dim=0)
+    return (x @ c.T).argmax(1).numpy()
+
+
+def diverse_slate(vectors: np.ndarray, counts: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
+    """k item indices: popular items spread over the clusters of the popular part of the catalogue."""
+    n_candidates = min(len(counts), max(200, CANDIDATES_PER_SLOT * k))
+    candidates = np.argsort(-counts, kind="stable")[:n_candidates]
+    clusters = kmeans(vectors[candidates], min(k, len(candidates)), seed=seed)
+    weight = np.bincount(clusters, weights=counts[candidates].astype(float))
+    queues = [list(candidates[clusters == j]) for j in np.argsort(-weight, kind="stable")]  # each most popular first
+    slate: list[int] = []
+    while len(slate) < min(k, len(candidates)):
+        for q in queues:
+            if q and len(slate) < k:
+                slate.append(int(q.pop(0)))
+    return np.array(slate, dtype=np.int64)

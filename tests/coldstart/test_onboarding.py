@@ -1,0 +1,68 @@
+"""The first slate for a new user: popular, but one item per cluster before a second from any."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lmrec.cli.main import app
+from lmrec.coldstart import onboarding
+from lmrec.coldstart.onboarding import diverse_slate, item_space, kmeans
+from lmrec.config import RunConfig
+from lmrec.models.baselines import EASE
+from lmrec.pipeline import train_run
+from tests.conftest import call_service, interactions_from
+
+
+def _three_clusters():
+    rng = np.random.default_rng(0)
+    centres = np.eye(3) * 5
+    vectors = np.concatenate([centres[c] + 0.1 * rng.normal(size=(10, 3)) for c in range(3)])  # items 0-9, 10-19, 20-29
+    counts = np.concatenate([np.arange(100, 90, -1), np.arange(50, 40, -1), np.arange(20, 10, -1)])
+    return vectors.astype(np.float32), counts
+
+
+def test_kmeans_separates_clear_clusters_and_is_seeded():
+    vectors, _ = _three_clusters()
+    labels = kmeans(vectors, 3, seed=1)
+    assert all(len(set(labels[s : s + 10])) == 1 for s in (0, 10, 20)) and len(set(labels)) == 3
+    assert (labels == kmeans(vectors, 3, seed=1)).all()
+
+
+def test_slate_takes_each_cluster_in_turn(monkeypatch):
+    monkeypatch.setattr(onboarding, "CANDIDATES_PER_SLOT", 10)
+    vectors, counts = _three_clusters()
+    # k clusters for a slate of k: clusters by total popularity, each gives its most popular item
+    assert diverse_slate(vectors, counts, 3).tolist() == [0, 10, 20]
+    assert np.argsort(-counts)[:3].tolist() == [0, 1, 2]  # the popularity slate: one cluster only
+    assert len(set(diverse_slate(vectors, counts, 8).tolist())) == 8
+
+
+def test_models_without_item_vectors_cluster_an_svd_of_the_events():
+    inter = interactions_from([[0, 1, 2], [0, 1], [3, 4, 5], [4, 5], [0, 2], [3, 5]], 6)
+    space = item_space(EASE().fit(inter), inter.to_matrix())
+    assert space.shape[0] == 6
+    labels = kmeans(space, 2)
+    assert len(set(labels[:3])) == 1 and len(set(labels[3:])) == 1 and labels[0] != labels[3]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from tests.conftest import make_events, make_items
+
+    folder = tmp_path_factory.mktemp("onboarding")
+    make_events().write_csv(folder / "events.csv")
+    make_items().write_csv(folder / "items.csv")
+    config = RunConfig.model_validate({"model": {"d_model": 16, "max_len": 10}, "training": {"epochs": 3},
+                                       "interests": {"atoms": 0}, "runtime": {"progress": False}})
+    train_run(folder / "events.csv", "sasrec", folder / "run", config, items=folder / "items.csv",
+              log=lambda *_: None)
+    return folder / "run"
+
+
+def test_cli_and_service(run_dir, tmp_path):
+    r = CliRunner().invoke(app, ["onboarding", "--run", str(run_dir), "--k", "4"])
+    assert r.exit_code == 0, r.output
+    assert "first slate for a new user" in r.output and "Item number" in r.output
+    body = call_service(run_dir, tmp_path / "e.db", "GET", "/onboarding?k=4").json()
+    assert len(body) == 4 and len({i["item_id"] for i in body}) == 4 and body[0]["title"].startswith("Item number")
+    assert call_service(run_dir, tmp_path / "e.db", "GET", "/onboarding?k=0").status_code == 422
