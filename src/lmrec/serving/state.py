@@ -157,12 +157,13 @@ class ServiceState:
     def onboarding(self, k: int) -> list[Recommendation]:
         """The diverse first slate for someone with no history, computed once per catalogue and k."""
         cat = self.catalogue
-        key = (id(cat), k)
-        if self._onboarding.get("key") != key:
+        cached = self._onboarding  # one read: another request may replace it meanwhile
+        if cached.get("catalogue") is not cat or cached.get("k") != k:
             vectors = item_space(cat.model, self._train_matrix)
             n = min(len(vectors), len(cat.counts))  # items added since training have no events: not popular
-            self._onboarding = {"key": key, "slate": diverse_slate(vectors[:n], cat.counts[:n], k)}
-        idx = self._onboarding["slate"]
+            cached = self._onboarding = {"catalogue": cat, "k": k,
+                                         "slate": diverse_slate(vectors[:n], cat.counts[:n], k)}
+        idx = cached["slate"]
         return self._recommendations(cat, idx, cat.counts[idx].astype(float))
 
     def explainer(self, cat: Catalogue) -> Explainer:
