@@ -66,3 +66,24 @@ def test_cli_and_service(run_dir, tmp_path):
     body = call_service(run_dir, tmp_path / "e.db", "GET", "/onboarding?k=4").json()
     assert len(body) == 4 and len({i["item_id"] for i in body}) == 4 and body[0]["title"].startswith("Item number")
     assert call_service(run_dir, tmp_path / "e.db", "GET", "/onboarding?k=0").status_code == 422
+
+
+def test_free_text_query_on_a_content_model(tmp_path, run_dir):
+    from tests.conftest import make_events, make_items
+
+    make_events().write_csv(tmp_path / "events.csv")
+    make_items().write_csv(tmp_path / "items.csv")
+    config = RunConfig.model_validate({"runtime": {"progress": False}})
+    train_run(tmp_path / "events.csv", "text-knn", tmp_path / "tk", config, items=tmp_path / "items.csv",
+              log=lambda *_: None)
+    db = tmp_path / "e.db"
+    r = call_service(tmp_path / "tk", db, "POST", "/recommend", json={"query": "Item number 17", "k": 3})
+    assert r.status_code == 200, r.text
+    assert r.json()["items"][0]["item_id"] == 117  # the title the query names
+    r = call_service(tmp_path / "tk", db, "POST", "/recommend",
+                     json={"query": "Item number 17", "history": [117, 103], "k": 3})
+    assert r.status_code == 200 and not {117, 103} & {i["item_id"] for i in r.json()["items"]}
+    # A model without a text tower cannot answer a query: a clear 409, not a traceback.
+    r = call_service(run_dir, db, "POST", "/recommend", json={"query": "anything"})
+    assert r.status_code == 409 and "content model" in r.json()["detail"]
+    assert call_service(tmp_path / "tk", db, "POST", "/recommend", json={"query": ""}).status_code == 422

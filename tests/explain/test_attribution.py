@@ -58,6 +58,9 @@ class AdditiveContent(Additive, HasContentVectors):
     def content_vectors(self):
         return np.array([[1, 0, 0], [0, 1, 0], [0.6, 0, 0.8], [0, 0, 1], [0.5, 0, 0.5]], dtype=np.float32)
 
+    def encode_text(self, texts):
+        return np.ones((len(texts), 3), dtype=np.float32)
+
 
 def test_occlusion_by_hand():
     h = Sequences.from_lists([[0, 1, 3, 1], [2]])

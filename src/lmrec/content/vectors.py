@@ -144,6 +144,17 @@ def catalogue_vectors(item_info: pl.DataFrame | None, *, encoder: str, columns: 
     return np.concatenate(views, axis=1), white
 
 
+def text_query_vectors(texts: list[str], *, encoder: str, dim: int, whitening: Whitening | None) -> np.ndarray:
+    """(n, dim) free-text queries in the items' content space: the text block through the model's
+    whitening, zeros for the extra modalities."""
+    from lmrec.content.encoder import TextEncoder
+
+    text = TextEncoder(encoder, progress=False).encode(list(texts))
+    if whitening is not None:
+        text = whitening(text)
+    return np.concatenate([text, np.zeros((len(text), dim - text.shape[1]), np.float32)], axis=1)
+
+
 def new_item_vectors(item_info: pl.DataFrame, *, encoder: str, columns: list[str] | None, dim: int,
                      whitening: Whitening | None, who: str) -> np.ndarray:
     """(n_new, dim) content vectors of items added after training: the text embedding through the

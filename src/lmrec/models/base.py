@@ -276,6 +276,10 @@ class HasContentVectors(ABC):
     def content_vectors(self) -> np.ndarray:
         """(n_items, T) the items' content vectors, in index order."""
 
+    @abstractmethod
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        """(n, T) free texts (search queries) in the same space as ``content_vectors``."""
+
 
 class InterestPredictor(ABC):
     """Capability: P(like) of candidate items given a history whose events may carry like /

@@ -37,7 +37,7 @@ from pydantic import Field
 from torch import nn
 
 from lmrec.content.encoder import DEFAULT_MODEL, check_attached, text_columns
-from lmrec.content.vectors import Whitening, catalogue_vectors, new_item_vectors
+from lmrec.content.vectors import Whitening, catalogue_vectors, new_item_vectors, text_query_vectors
 from lmrec.data.profile import DataProfile
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.data.splits import without_last_events
@@ -276,6 +276,10 @@ class SASRecText(SASRec, HasContentVectors):
 
     def content_vectors(self) -> np.ndarray:
         return self.text_vectors
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        return text_query_vectors(texts, encoder=self.config.encoder, dim=self.text_vectors.shape[1],
+                                  whitening=self.whitening)
 
     def _item_vectors(self) -> torch.Tensor:
         return super().output_item_vectors()  # similar items: the model's own item space

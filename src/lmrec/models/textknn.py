@@ -16,7 +16,7 @@ import torch
 from pydantic import Field
 
 from lmrec.content.encoder import DEFAULT_MODEL, check_attached, text_columns
-from lmrec.content.vectors import Whitening, catalogue_vectors, new_item_vectors
+from lmrec.content.vectors import Whitening, catalogue_vectors, new_item_vectors, text_query_vectors
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.models.base import HasContentVectors, ModelConfig, Recommender, Validator
 
@@ -93,6 +93,10 @@ class TextKNN(Recommender, HasContentVectors):
 
     def content_vectors(self) -> np.ndarray:
         return self.vectors
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        return text_query_vectors(texts, encoder=self.config.encoder, dim=self.vectors.shape[1],
+                                  whitening=self.whitening)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"vectors": self.vectors} | (self.whitening.state() if self.whitening else {})

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import torch
 
 from lmrec.coldstart.onboarding import diverse_slate, item_space
 from lmrec.data.labels import DISLIKE, LIKE, UNLABELLED
@@ -28,7 +29,7 @@ from lmrec.data.vocab import Vocabulary
 from lmrec.errors import LmrecError
 from lmrec.explain.attribution import Explainer, explanation_dict
 from lmrec.explain.interests import InterestCodes, interests_of
-from lmrec.models.base import InterestPredictor, Recommender
+from lmrec.models.base import HasContentVectors, InterestPredictor, Recommender
 from lmrec.runs import INTERESTS_DIR, Run, item_titles
 from lmrec.serving.retrieval import make_retriever
 from lmrec.serving.store import EventStore
@@ -80,6 +81,10 @@ class Catalogue:
         info = new if self.info is None else pl.concat([self.info, new], how="vertical_relaxed")
         return Catalogue.build(model, items, info, np.concatenate([self.counts, np.zeros(len(rows), self.counts.dtype)]),
                                retrieval)
+
+
+def _zscore(x: torch.Tensor) -> torch.Tensor:
+    return (x - x.mean()) / x.std().clamp(min=1e-6)
 
 
 class ServiceState:
@@ -210,6 +215,24 @@ class ServiceState:
         top, scores = cat.retriever.recommend(Sequences.from_lists([history]), k, exclude_seen=exclude_seen)
         keep = top[0] >= 0
         return self._recommendations(cat, top[0][keep], scores[0][keep])
+
+    def recommend_query(self, history: list[int], query: str, k: int, exclude_seen: bool = True) -> list[Recommendation]:
+        """Top-k for a free-text query (content models), blended with the history when there is one:
+        the z-scored text match plus the z-scored model score, seen items excluded."""
+        cat = self.catalogue
+        if not isinstance(cat.model, HasContentVectors):
+            raise LmrecError(f"model {self.run.model_name!r} has no text tower; free-text queries need a content "
+                             "model (text-knn, sasrec-text)")
+        content = torch.nn.functional.normalize(torch.from_numpy(cat.model.content_vectors()).float(), dim=1)
+        q = torch.nn.functional.normalize(torch.from_numpy(cat.model.encode_text([query])).float(), dim=1)
+        scores = _zscore((content @ q.T)[:, 0])  # (n_items,)
+        if history:
+            scores = scores + _zscore(cat.model.score(Sequences.from_lists([history]))[0].float())
+        if exclude_seen and history:
+            scores[torch.tensor(history)] = -torch.inf
+        top = torch.topk(scores, min(k, len(scores)))
+        keep = ~torch.isneginf(top.values)
+        return self._recommendations(cat, top.indices[keep].numpy(), top.values[keep].numpy())
 
     def recommend_user(self, user_id: str, k: int) -> tuple[list[Recommendation], str]:
         cat = self.catalogue

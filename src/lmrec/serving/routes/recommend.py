@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from lmrec.errors import LmrecError
 from lmrec.serving.deps import get_state
 from lmrec.serving.state import ServiceState, UnknownIdError
 
@@ -45,7 +46,10 @@ class RecommendResponse(BaseModel):
 
 class HistoryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    history: list[int | str] = Field(description="item ids, oldest first", max_length=10_000)
+    history: list[int | str] = Field(default_factory=list, description="item ids, oldest first", max_length=10_000)
+    query: str | None = Field(None, min_length=1, max_length=500, description="content models: free text "
+                              "(\"space opera\", \"cheap red lipstick\"), matched against the items' text and "
+                              "blended with the history's recommendations")
     k: int = Field(10, ge=1, le=MAX_K)
     exclude_seen: bool = True
 
@@ -99,5 +103,11 @@ def explain_history(body: ExplainRequest, state: ServiceState = Depends(get_stat
 def recommend_history(body: HistoryRequest, state: ServiceState = Depends(get_state)) -> RecommendResponse:
     """Top-k for an explicit history (an anonymous session)."""
     history = [state.item_index(i, f"history[{j}]") for j, i in enumerate(body.history)]
-    recs = state.recommend_history(history, body.k, exclude_seen=body.exclude_seen)
+    if body.query is not None:
+        try:
+            recs = state.recommend_query(history, body.query, body.k, exclude_seen=body.exclude_seen)
+        except LmrecError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
+    else:
+        recs = state.recommend_history(history, body.k, exclude_seen=body.exclude_seen)
     return RecommendResponse(user_id=None, source="model", items=[Item(**r.__dict__) for r in recs])
