@@ -56,6 +56,20 @@ def make_items(n_items: int = 20) -> pl.DataFrame:
                          "category": ["even" if i % 2 == 0 else "odd" for i in range(n_items)]})
 
 
+def tiny_run(folder: Path, model: str = "sasrec", **sections):
+    """Train ``model`` on the cycle events with their items file into ``folder / "run"`` (a small
+    network, a few epochs, no progress bars); ``sections`` replace config sections."""
+    from lmrec.config import RunConfig
+    from lmrec.pipeline import train_run
+
+    make_events().write_csv(folder / "events.csv")
+    make_items().write_csv(folder / "items.csv")
+    config = RunConfig.model_validate({"model": {"d_model": 16, "max_len": 10}, "training": {"epochs": 5},
+                                       "runtime": {"progress": False}} | sections)
+    return train_run(folder / "events.csv", model, folder / "run", config, items=folder / "items.csv",
+                     log=lambda *_: None)
+
+
 @pytest.fixture
 def items_csv(tmp_path: Path) -> Path:
     path = tmp_path / "items.csv"

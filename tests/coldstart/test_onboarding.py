@@ -10,7 +10,7 @@ from lmrec.coldstart.onboarding import diverse_slate, item_space, kmeans
 from lmrec.config import RunConfig
 from lmrec.models.baselines import EASE
 from lmrec.pipeline import train_run
-from tests.conftest import call_service, interactions_from
+from tests.conftest import call_service, interactions_from, tiny_run
 
 
 def _three_clusters():
@@ -47,16 +47,7 @@ def test_models_without_item_vectors_cluster_an_svd_of_the_events():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from tests.conftest import make_events, make_items
-
-    folder = tmp_path_factory.mktemp("onboarding")
-    make_events().write_csv(folder / "events.csv")
-    make_items().write_csv(folder / "items.csv")
-    config = RunConfig.model_validate({"model": {"d_model": 16, "max_len": 10}, "training": {"epochs": 3},
-                                       "interests": {"atoms": 0}, "runtime": {"progress": False}})
-    train_run(folder / "events.csv", "sasrec", folder / "run", config, items=folder / "items.csv",
-              log=lambda *_: None)
-    return folder / "run"
+    return tiny_run(tmp_path_factory.mktemp("onboarding"), training={"epochs": 3}, interests={"atoms": 0}).run_dir
 
 
 def test_cli_and_service(run_dir, tmp_path):

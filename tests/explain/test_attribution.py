@@ -15,7 +15,7 @@ from lmrec.explain.attribution import Explainer, by_item, occlusion, title_words
 from lmrec.models.base import HasContentVectors, Recommender
 from lmrec.pipeline import train_run
 from lmrec.runs import Run
-from tests.conftest import call_service, make_events, make_items
+from tests.conftest import call_service, tiny_run
 
 W = torch.tensor([[0.0, 1.0, 2.0, 0.0, 5.0],
                   [3.0, 0.0, 1.0, 0.0, 0.5],
@@ -117,14 +117,7 @@ def test_reasons_and_what_the_data_knows():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("explain")
-    make_events().write_csv(folder / "events.csv")
-    make_items().write_csv(folder / "items.csv")
-    config = RunConfig.model_validate({"model": {"d_model": 16, "max_len": 10}, "training": {"epochs": 5},
-                                       "interests": {"atoms": 0}, "runtime": {"progress": False}})
-    train_run(folder / "events.csv", "sasrec", folder / "run", config, items=folder / "items.csv",
-              log=lambda *_: None)
-    return folder / "run"
+    return tiny_run(tmp_path_factory.mktemp("explain"), interests={"atoms": 0}).run_dir
 
 
 def test_transformer_attention_over_the_history(run_dir):

@@ -23,7 +23,7 @@ from lmrec.pipeline import train_run
 from lmrec.runs import Run
 from lmrec.training.hooks import StepOutput
 from lmrec.training.regularisers import StateL1
-from tests.conftest import call_service, interactions_from, make_events, make_items
+from tests.conftest import call_service, interactions_from, tiny_run
 
 N_TOPICS = 4
 
@@ -144,15 +144,7 @@ def test_state_l1_by_hand():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("interest-codes")
-    make_events().write_csv(folder / "events.csv")
-    make_items().write_csv(folder / "items.csv")
-    config = RunConfig.model_validate({"model": {"d_model": 16, "max_len": 10}, "training": {"epochs": 5},
-                                       "interests": {"atoms": 8, "active_grid": [2, 4]},
-                                       "runtime": {"progress": False}})
-    result = train_run(folder / "events.csv", "sasrec", folder / "run", config, items=folder / "items.csv",
-                       log=lambda *_: None)
-    return result
+    return tiny_run(tmp_path_factory.mktemp("interest-codes"), interests={"atoms": 8, "active_grid": [2, 4]})
 
 
 def test_run_measures_and_stores_the_codes(run_dir):
