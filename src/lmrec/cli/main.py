@@ -317,6 +317,59 @@ def onboarding(
 
 @app.command()
 @friendly_errors
+def export(
+    run: RunOpt,
+    out: Annotated[Path, typer.Option("--out", help="bundle directory to write (replaced whole if it is one)")],
+    format: Annotated[str, typer.Option("--format", help="bundle format (onnx)")] = "onnx",
+    int8: Annotated[bool, typer.Option("--int8", help="int8 item tables (per-row scales) and int8 weights in the "
+                                       "graph's matrix products: a smaller bundle, scores within quantisation error")]
+    = False,
+    opset: Annotated[int, typer.Option("--opset", min=17, max=23, help="ONNX operator set")] = 18,
+) -> None:
+    """The run's served model as an edge bundle that runs with numpy and onnxruntime only.
+
+    The bundle holds an ONNX graph of the user encoder (dynamic batch and history length), the
+    item vectors, the item ids and a manifest with checksums; no user ids or histories. Export
+    checks itself: the bundle's top-10 against the model's for up to 1,000 users. Use it with
+    `python -m lmrec.edge --bundle OUT --events EVENTS.csv --output recs.csv` or the
+    `lmrec.edge.EdgeRecommender` class (docs/edge.md).
+    """
+    from lmrec.export.bundle import export_bundle
+    from lmrec.runs import Run
+
+    if format != "onnx":
+        raise LmrecError(f"--format {format!r}: the only bundle format is 'onnx'")
+    m = export_bundle(Run.open(run), out, int8=int8, opset=opset, log=lambda msg: console.print(msg))
+    par = m["parity"]
+    console.print(f"[green]wrote[/] {out} ({m['size_bytes'] / 1e6:.1f} MB, {m['n_items']:,} items, "
+                  f"{'int8' if int8 else 'fp32'}) in {m['seconds']:.1f} s; top-{par['k']} equal to the model's for "
+                  f"{par['top_k_equal']:.1%} of {par['users']:,} users (largest score difference "
+                  f"{par['max_abs_score_diff']:.2g})")
+
+
+@app.command("export-items")
+@friendly_errors
+def export_items(
+    run: RunOpt,
+    items: Annotated[Path, typer.Option("--items", help="items file of new items (same columns as the run's)")],
+    out: Annotated[Path, typer.Option("--out", help=".npz to write for `EdgeRecommender.add_items` / "
+                                      "`python -m lmrec.edge --new-items`")],
+) -> None:
+    """Vectors of items added after an export, for a bundle to append (content models).
+
+    The run's model represents each new item by its content (text through the frozen encoder),
+    exactly as the service does for POST /items, so a device learns about new products without a
+    new model or bundle.
+    """
+    from lmrec.export.bundle import export_new_items
+    from lmrec.runs import Run
+
+    n = export_new_items(Run.open(run), items, out)
+    console.print(f"[green]wrote[/] {n:,} new items -> {out}")
+
+
+@app.command()
+@friendly_errors
 def explain(
     run: RunOpt,
     user: Annotated[str, typer.Option("--user", help="original user id")],

@@ -22,6 +22,7 @@ from safetensors.numpy import load_file, save_file
 
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.errors import ConfigError, NotFittedError
+from lmrec.models.edge import EdgeParts
 from lmrec.training.config import RuntimeConfig, TrainingConfig
 from lmrec.training.trainer import TrainState
 
@@ -279,6 +280,15 @@ class HasContentVectors(ABC):
     @abstractmethod
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """(n, T) free texts (search queries) in the same space as ``content_vectors``."""
+
+
+class EdgeExportable(ABC):
+    """Capability: scores are ``query(history) @ item_vectors.T`` with a query a small network
+    computes from the history's tokens, so the model exports to an ONNX bundle (``lmrec export``)."""
+
+    @abstractmethod
+    def edge_parts(self) -> EdgeParts:
+        """The query network, its per-token tables and the item vectors (``lmrec.models.edge``)."""
 
 
 class InterestPredictor(ABC):

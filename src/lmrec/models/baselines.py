@@ -10,7 +10,12 @@ import torch
 from pydantic import Field
 
 from lmrec.data.sequences import Interactions, Sequences
-from lmrec.models.base import ModelConfig, Recommender, Validator, _top_excluding_self
+from lmrec.errors import ConfigError
+from lmrec.models.base import EdgeExportable, ModelConfig, Recommender, Validator, _top_excluding_self
+from lmrec.models.edge import Constant, EdgeParts, MultiHot
+
+# Item-item models export a dense (n_items, n_items) matrix: 20,000 items is 1.6 GB of float32.
+MAX_DENSE_EXPORT_ITEMS = 20_000
 
 
 class PopularityConfig(ModelConfig):
@@ -18,7 +23,7 @@ class PopularityConfig(ModelConfig):
         1.0, gt=0, le=1, description="count only the most recent share of training events (1 = all)")
 
 
-class Popularity(Recommender):
+class Popularity(Recommender, EdgeExportable):
     """Scores every item by its number of training events; the same list for everyone."""
 
     name = "pop"
@@ -42,6 +47,10 @@ class Popularity(Recommender):
         sims = torch.from_numpy(self.counts).expand(len(items), -1)
         return _top_excluding_self(sims, items, k, n_items)
 
+    def edge_parts(self) -> EdgeParts:
+        ones = np.ones((self.n_items + 1, 1), np.float32)
+        return EdgeParts(Constant(), {"table": ones}, self.counts[:, None].astype(np.float32), 1)
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"counts": self.counts}
 
@@ -49,7 +58,7 @@ class Popularity(Recommender):
         self.counts = state["counts"]
 
 
-class _ItemItemModel(Recommender):
+class _ItemItemModel(Recommender, EdgeExportable):
     """Models whose score is ``history_vector @ W`` for an item-item matrix W (n_items, n_items)."""
 
     W: sp.csr_matrix | np.ndarray
@@ -66,6 +75,15 @@ class _ItemItemModel(Recommender):
         rows = self.W[items]
         rows = rows.toarray() if sp.issparse(rows) else np.asarray(rows)
         return _top_excluding_self(torch.from_numpy(rows.astype(np.float32)), items, k, n_items)
+
+    def edge_parts(self) -> EdgeParts:
+        if self.n_items > MAX_DENSE_EXPORT_ITEMS:
+            raise ConfigError(f"{self.name} exports a dense item-item matrix; {self.n_items:,} items is more than "
+                              f"{MAX_DENSE_EXPORT_ITEMS:,} (export a vector model such as sasrec instead)")
+        w = self.W.toarray() if sp.issparse(self.W) else np.asarray(self.W)
+        ones = np.ones((self.n_items + 1, 1), np.float32)
+        # score_j = sum over history items i of W[i, j]: item j's vector is column j.
+        return EdgeParts(MultiHot(), {"table": ones}, np.ascontiguousarray(w.T, dtype=np.float32), None)
 
 
 class ItemKNNConfig(ModelConfig):

@@ -42,6 +42,7 @@ from lmrec.data.profile import DataProfile
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.data.splits import without_last_events
 from lmrec.models.base import HasContentVectors, Validator
+from lmrec.models.edge import EdgeParts, LastStateWithProfile, padded
 from lmrec.models.sasrec import SASRec, SASRecConfig, SASRecNet
 from lmrec.models.textknn import recency_profile
 from lmrec.training.config import Auto
@@ -273,6 +274,15 @@ class SASRecText(SASRec, HasContentVectors):
     def output_item_vectors(self) -> torch.Tensor:
         items = super().output_item_vectors()  # (n_items, D)
         return torch.cat([items, self.net.unit_text], dim=1) if float(self.net.knn_weight) else items
+
+    def edge_parts(self) -> EdgeParts:
+        parts = super().edge_parts()
+        w = float(self.net.knn_weight)
+        if not w:
+            return parts
+        encoder = LastStateWithProfile(self.net, self.config.max_len, w, self.config.text_knn_decay, KNN_EVENTS)
+        return EdgeParts(encoder, parts.tables | {"text": padded(self.net.unit_text.numpy())}, parts.items,
+                         max(self.config.max_len, KNN_EVENTS))
 
     def content_vectors(self) -> np.ndarray:
         return self.text_vectors

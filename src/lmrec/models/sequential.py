@@ -26,7 +26,8 @@ from torch import nn
 from lmrec.data.profile import DataProfile
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.errors import ConfigError
-from lmrec.models.base import ModelConfig, Recommender, ValidationSet, Validator, VectorScorer
+from lmrec.models.base import EdgeExportable, ModelConfig, Recommender, ValidationSet, Validator, VectorScorer
+from lmrec.models.edge import EdgeParts, LastState
 from lmrec.training import losses
 from lmrec.training.auto import resolve, resolve_training
 from lmrec.training.batching import LengthBucketedBatches
@@ -158,7 +159,7 @@ class NeuralRecommender(Recommender):
         self.net.eval()
 
 
-class SequentialRecommender(NeuralRecommender, VectorScorer):
+class SequentialRecommender(NeuralRecommender, VectorScorer, EdgeExportable):
     """Base of the neural next-item models (the network contract is in the module docstring)."""
 
     Config = SequentialConfig
@@ -271,6 +272,11 @@ class SequentialRecommender(NeuralRecommender, VectorScorer):
 
     def _score(self, histories: Sequences) -> torch.Tensor:
         return self.query_vectors(histories) @ self.output_item_vectors().T  # (B, n_items)
+
+    def edge_parts(self) -> EdgeParts:
+        self.net.eval()
+        return EdgeParts(LastState(self.net), {"table": self._inference_table().detach().numpy().copy()},
+                         self.output_item_vectors().numpy().copy(), self.config.max_len)
 
     def _item_vectors(self) -> torch.Tensor:
         return self.output_item_vectors()

@@ -18,7 +18,8 @@ from pydantic import Field
 from lmrec.content.encoder import DEFAULT_MODEL, check_attached, text_columns
 from lmrec.content.vectors import Whitening, catalogue_vectors, new_item_vectors, text_query_vectors
 from lmrec.data.sequences import Interactions, Sequences
-from lmrec.models.base import HasContentVectors, ModelConfig, Recommender, Validator
+from lmrec.models.base import EdgeExportable, HasContentVectors, ModelConfig, Recommender, Validator
+from lmrec.models.edge import EdgeParts, Profile, padded
 
 
 def recency_profile(histories: Sequences, vectors: torch.Tensor, max_len: int, decay: float) -> torch.Tensor:
@@ -45,7 +46,7 @@ class TextKNNConfig(ModelConfig):
     max_len: int = Field(50, ge=1, description="most recent events used")
 
 
-class TextKNN(Recommender, HasContentVectors):
+class TextKNN(Recommender, HasContentVectors, EdgeExportable):
     """Recency-weighted cosine between the user's item texts and every item's text (no training)."""
 
     name = "text-knn"
@@ -90,6 +91,11 @@ class TextKNN(Recommender, HasContentVectors):
 
     def _item_vectors(self) -> torch.Tensor:
         return torch.from_numpy(self.vectors)
+
+    def edge_parts(self) -> EdgeParts:
+        cfg = self.config
+        return EdgeParts(Profile(cfg.recency_decay, cfg.max_len), {"text": padded(self.vectors)}, self.vectors,
+                         cfg.max_len)
 
     def content_vectors(self) -> np.ndarray:
         return self.vectors
