@@ -71,7 +71,7 @@ def _export_graph(parts: EdgeParts, path: Path, opset: int) -> None:
             parts.encoder.eval()
             torch.onnx.export(parts.encoder, (tokens, *tables), str(path), dynamo=True, opset_version=opset,
                               input_names=["tokens", *names], output_names=["query"], dynamic_shapes=shapes,
-                              verbose=False, optimize=True)
+                              verbose=False, optimize=True, external_data=False)
     finally:
         onnx_log.setLevel(level)
 
