@@ -8,6 +8,7 @@ and the refit of the served model, which follows the evaluated run's learning-ra
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -298,6 +299,21 @@ def log_choices(model: Recommender, log) -> None:
         metric = "AUC" if model.task == "interest" else "NDCG@10"
         log(f"fit: {describe_training(model)}; best validation {metric} {st.best_score:.4f} at epoch {st.best_epoch}"
             + (f"; validation every {st.eval_every} epochs" if st.eval_every else ""))
+
+
+def evaluate_run(r, *, k: int = 10, include_seen: bool = False, progress: bool = True) -> dict:
+    """Test metrics of a run's evaluated model (full ranking), written to its metrics.json, report.md
+    and plots/ (``lmrec evaluate``); what train measured besides ranking is kept, not redone."""
+    cfg = r.config.evaluation.model_copy(update={"exclude_seen": not include_seen,
+                                                 "ks": sorted({*r.config.evaluation.ks, k})})
+    summary = evaluate(r.load_model("eval"), r.dataset.interactions, r.labels, TEST, cfg, progress=progress).summary()
+    if (r.path / "metrics.json").exists():
+        before = json.loads((r.path / "metrics.json").read_text())
+        summary |= {key: before[key] for key in ("interest", "interests") if key in before}
+    meta = r.meta | {"config": r.meta["config"] | {"evaluation": cfg.model_dump()}}
+    write_report(r.path, summary, title=f"{r.model_name} on {r.dataset.name}", context=report_context(meta),
+                 head_fraction=cfg.head_fraction)
+    return summary
 
 
 def report_context(meta: dict) -> dict:

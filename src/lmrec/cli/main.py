@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -145,23 +144,12 @@ def evaluate(
 
     Writes metrics.json, report.md and plots/ into the run directory.
     """
-    from lmrec.data.splits import TEST
-    from lmrec.evaluation.evaluator import evaluate as run_evaluation
-    from lmrec.evaluation.report import rich_table, write_report
-    from lmrec.pipeline import report_context
+    from lmrec.evaluation.report import rich_table
+    from lmrec.pipeline import evaluate_run
     from lmrec.runs import Run
 
     r = Run.open(run)
-    cfg = r.config.evaluation.model_copy(update={"exclude_seen": not include_seen,
-                                                 "ks": sorted({*r.config.evaluation.ks, k})})
-    result = run_evaluation(r.load_model("eval"), r.dataset.interactions, r.labels, TEST, cfg, progress=True)
-    summary = result.summary()
-    if (r.path / "metrics.json").exists():  # what train measured besides ranking is kept, not redone
-        before = json.loads((r.path / "metrics.json").read_text())
-        summary |= {key: before[key] for key in ("interest", "interests") if key in before}
-    meta = r.meta | {"config": r.meta["config"] | {"evaluation": cfg.model_dump()}}
-    write_report(r.path, summary, title=f"{r.model_name} on {r.dataset.name}", context=report_context(meta),
-                 head_fraction=cfg.head_fraction)
+    summary = evaluate_run(r, k=k, include_seen=include_seen)
     console.print(rich_table(summary, k, title=f"{r.model_name} on {r.dataset.name}: test, full ranking"))
     console.print(f"[green]wrote[/] {r.path / 'metrics.json'} and {r.path / 'report.md'}")
 
@@ -345,6 +333,44 @@ def export(
                   f"{'int8' if int8 else 'fp32'}) in {m['seconds']:.1f} s; top-{par['k']} equal to the model's for "
                   f"{par['top_k_equal']:.1%} of {par['users']:,} users (largest score difference "
                   f"{par['max_abs_score_diff']:.2g})")
+
+
+@app.command()
+@friendly_errors
+def compress(
+    run: RunOpt,
+    method: Annotated[str, typer.Option("--method", help="int8 | bf16: quantise the stored arrays; prune: zero the "
+                                        "smallest weights of the network's matrices")],
+    out: Annotated[Path, typer.Option("--out", help="new run directory to write")],
+    sparsity: Annotated[float, typer.Option("--sparsity", min=0.0, max=0.99, help="prune: share of each weight "
+                                            "matrix set to zero")] = 0.5,
+    fine_tune_epochs: Annotated[int, typer.Option("--fine-tune-epochs", min=0, help="prune: epochs of fine-tuning "
+                                                  "with the pruned weights held at zero (validation keeps the best)")]
+    = 0,
+    storage: Annotated[str | None, typer.Option("--storage", help="prune: also store the arrays as int8 or bf16")]
+    = None,
+) -> None:
+    """A compressed copy of a run, as a normal run directory (recommend, evaluate, serve, export).
+
+    Both models of the run (the served one and the evaluated one) are compressed the same way, and
+    the copy is evaluated on the test split at once, so its report sits next to the original's.
+    int8 stores every large matrix as int8 rows with a scale per row (about 4x smaller); bf16 as
+    bfloat16 (2x). For int8 compute on a device, export the result with `lmrec export --int8`.
+    """
+    from lmrec.evaluation.report import rich_table
+    from lmrec.export.compress import compress_run
+    from lmrec.pipeline import evaluate_run
+    from lmrec.runs import Run
+
+    record = compress_run(Run.open(run), out, method, sparsity=sparsity, fine_tune_epochs=fine_tune_epochs,
+                          storage=storage, log=lambda msg: console.print(msg))
+    served = record["model"]
+    console.print(f"[green]wrote[/] {out}: served model {served['bytes_before'] / 1e6:.2f} MB -> "
+                  f"{served['bytes_after'] / 1e6:.2f} MB"
+                  + (f", {served['sparsity']:.1%} of its weight matrices zero" if "sparsity" in served else ""))
+    r = Run.open(out)
+    summary = evaluate_run(r)
+    console.print(rich_table(summary, 10, title=f"{r.model_name} on {r.dataset.name} ({method}): test, full ranking"))
 
 
 @app.command("export-items")

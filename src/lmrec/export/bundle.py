@@ -28,8 +28,8 @@ import polars as pl
 import torch
 
 from lmrec.data.readers import read_items
-from lmrec.errors import ConfigError, DataValidationError, RunError
 from lmrec.edge.quantise import quantise_rows
+from lmrec.errors import ConfigError, DataValidationError, RunError
 from lmrec.models.base import EdgeExportable, Recommender
 from lmrec.models.edge import EdgeParts
 
@@ -115,9 +115,10 @@ def _quantise_graph(path: Path) -> None:
 
 
 def export_bundle(run, out: Path, *, int8: bool = False, opset: int = 18, parity_users: int = PARITY_USERS,
-                  log=print) -> dict:
-    """Write ``run``'s served model as a bundle at ``out`` (replaced whole, atomically); returns the
-    manifest, whose ``parity`` compares the bundle's top-10 with the model's on sample users."""
+                  which: str = "final", log=print) -> dict:
+    """Write ``run``'s served model (``which="eval"``: the evaluated one, for benchmarks on the
+    test split) as a bundle at ``out`` (replaced whole, atomically); returns the manifest, whose
+    ``parity`` compares the bundle's top-10 with the model's on sample users."""
     _need("onnx")
     _need("onnxscript")
     _need("onnxruntime")
@@ -125,7 +126,7 @@ def export_bundle(run, out: Path, *, int8: bool = False, opset: int = 18, parity
     if out.exists() and not (out / MANIFEST).exists() and any(out.iterdir()):
         raise RunError(f"{out} exists and is not an edge bundle; choose an empty or new directory")
     started = time.perf_counter()
-    model = run.load_model()
+    model = run.load_model(which)
     parts = _parts(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -140,12 +141,15 @@ def export_bundle(run, out: Path, *, int8: bool = False, opset: int = 18, parity
         manifest = {
             "format": FORMAT, "version": VERSION, "model": model.name, "run": run.path.name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "opset": opset, "int8": int8,
+            "trained_on": "the training part" if which == "eval" and (run.path / "model-eval").exists()
+            else "every event",
             "n_items": int(model.n_items), "max_len": parts.max_len, "encoder": "encoder.onnx",
             "inputs": ["tokens", *parts.tables], "tables": tables, "items": items, "vocabulary": "items.json",
         }
         _write_manifest(tmp, manifest)
-        manifest["parity"] = measure_parity(run, model, tmp, parity_users)
-        _write_manifest(tmp, manifest)
+        if parity_users:
+            manifest["parity"] = measure_parity(run, model, tmp, parity_users)
+            _write_manifest(tmp, manifest)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -23,6 +23,7 @@ from safetensors.numpy import load_file, save_file
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.errors import ConfigError, NotFittedError
 from lmrec.models.edge import EdgeParts
+from lmrec.models.storage import compress_state, restore_state
 from lmrec.training.config import RuntimeConfig, TrainingConfig
 from lmrec.training.trainer import TrainState
 
@@ -213,14 +214,17 @@ class Recommender(ABC):
             sims = v[torch.from_numpy(items)] @ v.T  # (Q, n_items)
             return _top_excluding_self(sims, items, k, n_items)
 
-    def save(self, path: str | Path) -> None:
-        """Write ``config.json`` (model name, config, catalogue size) and ``weights.safetensors``."""
+    def save(self, path: str | Path, *, storage: str | None = None) -> None:
+        """Write ``config.json`` (model name, config, catalogue size) and ``weights.safetensors``;
+        ``storage`` (int8, bf16) compresses the large arrays (``lmrec.models.storage``)."""
         n_items = self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {k: np.ascontiguousarray(v) for k, v in self._state().items()}
-        save_file(state, path / WEIGHTS_FILE)
         meta = {"model": self.name, "n_items": n_items, "config": self.config.model_dump(mode="json")}
+        if storage is not None:
+            state, meta["storage"] = compress_state(state, storage)
+        save_file(state, path / WEIGHTS_FILE)
         (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
         # How it was trained: the settings, and for iterative models the run's history and
         # learning-rate path (what a refit follows).
@@ -242,7 +246,8 @@ class Recommender(ABC):
             record = json.loads((path / TRAINING_FILE).read_text())
             model.training = TrainingConfig.model_validate(record["training"])
             model.train_state = TrainState(**record["state"]) if record["state"] else None
-        model._load_state(load_file(path / WEIGHTS_FILE))
+        state = load_file(path / WEIGHTS_FILE)
+        model._load_state(restore_state(state, meta["storage"]) if "storage" in meta else state)
         return model
 
 

@@ -70,6 +70,7 @@ class NeuralRecommender(Recommender):
         # taught to score low, the opposite of what their content vectors are there for.
         self._softmax_items: torch.Tensor | None = None
         self._table: tuple[tuple, torch.Tensor] | None = None  # (weights fingerprint, inference table)
+        self._start: dict[str, np.ndarray] | None = None  # set on a fine-tune: the weights training starts from
         self._batches: LengthBucketedBatches | None = None
 
     def build_net(self, n_items: int) -> nn.Module:
@@ -111,6 +112,9 @@ class NeuralRecommender(Recommender):
     def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
         started = time.perf_counter()
         self.setup(train, time_budget_s)
+        if self._start is not None:
+            self._load_state(self._start)
+            self.net.train()
         left = max(1.0, self._fit_budget(time_budget_s) - (time.perf_counter() - started))  # less augmentation's share
         trainer = Trainer(self.net, self._batches, self._loss, self.training, self._validator(valid),
                           runtime=self.runtime, time_budget_s=left, follow=self._follow,
@@ -140,6 +144,20 @@ class NeuralRecommender(Recommender):
         model.runtime = self.runtime.model_copy(update={"checkpoint_dir": None})
         model._follow = path
         return model.fit(data, time_budget_s=time_budget_s)
+
+    def fine_tune(self, data: Interactions, valid: Validator | None, *, epochs: int, hooks: list[TrainingHook],
+                  lr_scale: float = 0.1, time_budget_s: float | None = None) -> Self:
+        """A new model trained on from this one's weights (e.g. after pruning, with the hook that
+        keeps pruned weights at zero) for up to ``epochs`` epochs at ``lr_scale`` of the peak learning
+        rate, annealed by cosine; with ``valid``, the best epoch is kept (early stopping)."""
+        model = self._spawn(self.refit_config(), self.training.model_copy(update={
+            "epochs": epochs, "lr": self.training.lr * lr_scale, "warmup_steps": 0, "lr_schedule": "cosine",
+            "patience": None if valid is None else self.training.patience}))
+        model.runtime = self.runtime.model_copy(update={"checkpoint_dir": None})
+        model.hooks = [*self.hooks, *hooks]
+        model.augmentation = None  # fine-tuning is on the data as it is
+        model._start = self._state()
+        return model.fit(data, valid, time_budget_s=time_budget_s)
 
     def _spawn(self, config, training) -> Self:
         model = super()._spawn(config, training)

@@ -1,0 +1,63 @@
+"""Magnitude pruning of a network's weight matrices, and the hook that keeps pruned weights at
+zero while the network is fine-tuned."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lmrec.training.hooks import TrainingHook
+
+
+def magnitude_masks(net: nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
+    """Per ``nn.Linear`` weight (state-dict name -> bool mask, True = kept): the ``sparsity``
+    share of its entries smallest in magnitude removed. Layer by layer, so every matrix reaches
+    the requested sparsity (a global threshold would empty the layers with the smallest scale).
+    Embedding tables are left whole: a pruned entry there is part of an item's identity."""
+    if not 0 <= sparsity < 1:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    masks = {}
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Linear):
+            w = module.weight.detach().abs().flatten()
+            drop = int(round(sparsity * w.numel()))
+            keep = torch.ones_like(w, dtype=torch.bool)
+            if drop:
+                keep[torch.topk(w, drop, largest=False).indices] = False
+            masks[f"{name}.weight" if name else "weight"] = keep.view_as(module.weight)
+    return masks
+
+
+def apply_masks(net: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    params = dict(net.named_parameters())
+    with torch.no_grad():
+        for name, keep in masks.items():
+            params[name].mul_(keep)
+
+
+class PruningMasks(TrainingHook):
+    """Fine-tuning a pruned network: pruned weights start at zero and their gradients are zeroed
+    before every step, so AdamW (whose moments then stay zero, and whose decay scales zero to
+    zero) never moves them."""
+
+    name = "pruning"
+
+    def __init__(self, masks: dict[str, torch.Tensor]) -> None:
+        self.masks = masks
+
+    def wrap(self, trainer) -> None:
+        apply_masks(trainer.module, self.masks)
+
+    def after_backward(self, trainer) -> None:
+        params = dict(trainer.module.named_parameters())
+        for name, keep in self.masks.items():
+            grad = params[name].grad
+            if grad is not None:
+                grad.mul_(keep)
+
+
+def sparsity_of(net: nn.Module, masks: dict[str, torch.Tensor]) -> float:
+    """Share of zero entries over the masked weight matrices."""
+    params = dict(net.named_parameters())
+    zeros = sum(int((params[n] == 0).sum()) for n in masks)
+    return zeros / max(1, sum(params[n].numel() for n in masks))
