@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 RUN_DIR ?= runs/ml-100k-main
 
-.PHONY: run test bench venv clean
+.PHONY: run test bench venv clean browser
 
 venv: $(STAMP)
 
@@ -21,8 +21,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m lmrec.cli.mainjob --out $(RUN_DIR)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The web UI's browser tests drive Debian's chromium; installed here when missing (root with
+# apt-get), otherwise those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ; } || \
+	  echo "chromium could not be installed: the browser tests will skip"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

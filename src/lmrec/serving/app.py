@@ -7,7 +7,7 @@ import time
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from lmrec.serving.routes import events, interest, items, ops, recommend, users
+from lmrec.serving.routes import events, interest, items, ops, recommend, users, web
 from lmrec.serving.state import ServiceState, UnknownIdError
 
 
@@ -31,6 +31,6 @@ def create_app(state: ServiceState, *, api_key: str | None = None) -> FastAPI:
                     time.perf_counter() - t0)
         return response
 
-    for module in (recommend, interest, users, events, items, ops):
+    for module in (recommend, interest, users, events, items, ops, web):
         app.include_router(module.router)
     return app

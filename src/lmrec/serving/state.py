@@ -199,6 +199,20 @@ class ServiceState:
         cat = self.catalogue
         return interests_of(self.codes, cat.model, history, cat.items.ids, cat.titles)
 
+    def search(self, query: str, k: int) -> list[Recommendation]:
+        """Items whose title holds every word of ``query`` (case-insensitive), most trained-on
+        first (score: training events)."""
+        words = query.lower().split()
+        cat = self.catalogue
+        hits = []
+        for j in cat.popular:
+            if all(w in cat.titles[j].lower() for w in words):
+                hits.append(j)
+                if len(hits) == k:
+                    break
+        idx = np.array(hits, dtype=np.int64)
+        return self._recommendations(cat, idx, cat.counts[idx].astype(np.float64))
+
     def history(self, user_id: str) -> list[int] | None:
         with self._histories_lock:
             h = self.histories.get(str(user_id))

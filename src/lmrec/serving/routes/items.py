@@ -11,6 +11,15 @@ from lmrec.serving.state import ServiceState
 router = APIRouter(tags=["items"])
 
 
+@router.get("/search", response_model=list[Item])
+def search(q: str = Query(..., min_length=1, max_length=200, description="words that must all be in the title"),
+           k: int = Query(20, ge=1, le=MAX_K), state: ServiceState = Depends(get_state)) -> list[Item]:
+    """Catalogue search by title (every word, any case), most trained-on first (score: training events)."""
+    if not q.strip():
+        raise HTTPException(status_code=422, detail="q: type at least one word to search for")
+    return [Item(**r.__dict__) for r in state.search(q, k)]
+
+
 @router.get("/items/{item_id}")
 def get_item(item_id: str, state: ServiceState = Depends(get_state)) -> dict:
     """An item's metadata and how many training events it has."""

@@ -52,6 +52,7 @@ class HistoryRequest(BaseModel):
                               "blended with the history's recommendations")
     k: int = Field(10, ge=1, le=MAX_K)
     exclude_seen: bool = True
+    explain: bool = Field(False, description="add each item's reason and contributions")
 
 
 @router.get("/recommend/{user_id}", response_model=RecommendResponse, response_model_exclude_unset=True)
@@ -63,9 +64,7 @@ def recommend_user(user_id: str, k: int = Query(10, ge=1, le=MAX_K),
     recs, source = state.recommend_user(user_id, k)
     items = [Item(**r.__dict__) for r in recs]
     if explain and items:
-        found = state.explain(state.history(user_id) or [], [i.item_id for i in items], cat)
-        for item, e in zip(items, found, strict=True):
-            item.reason, item.contributions = e["reason"], [Contribution(**c) for c in e["contributions"]]
+        _explain(state, state.history(user_id) or [], items, cat)
     return RecommendResponse(user_id=user_id, source=source, items=items)
 
 
@@ -102,7 +101,8 @@ def explain_history(body: ExplainRequest, state: ServiceState = Depends(get_stat
 @router.post("/recommend", response_model=RecommendResponse, response_model_exclude_unset=True)
 def recommend_history(body: HistoryRequest, state: ServiceState = Depends(get_state)) -> RecommendResponse:
     """Top-k for an explicit history (an anonymous session)."""
-    history = [state.item_index(i, f"history[{j}]") for j, i in enumerate(body.history)]
+    cat = state.catalogue
+    history = [state.item_index(i, f"history[{j}]", cat) for j, i in enumerate(body.history)]
     if body.query is not None:
         try:
             recs = state.recommend_query(history, body.query, body.k, exclude_seen=body.exclude_seen)
@@ -110,4 +110,13 @@ def recommend_history(body: HistoryRequest, state: ServiceState = Depends(get_st
             raise HTTPException(status_code=409, detail=str(exc)) from None
     else:
         recs = state.recommend_history(history, body.k, exclude_seen=body.exclude_seen)
-    return RecommendResponse(user_id=None, source="model", items=[Item(**r.__dict__) for r in recs])
+    items = [Item(**r.__dict__) for r in recs]
+    if body.explain and items:
+        _explain(state, history, items, cat)
+    return RecommendResponse(user_id=None, source="model", items=items)
+
+
+def _explain(state: ServiceState, history: list[int], items: list[Item], cat) -> None:
+    found = state.explain(history, [i.item_id for i in items], cat)
+    for item, e in zip(items, found, strict=True):
+        item.reason, item.contributions = e["reason"], [Contribution(**c) for c in e["contributions"]]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from lmrec.errors import LmrecError
@@ -26,6 +27,26 @@ class Interest(BaseModel):
 class InterestsResponse(BaseModel):
     user_id: str
     interests: list[Interest]
+
+
+class UserHistory(BaseModel):
+    user_id: str
+    events: int = Field(description="events in the user's history, posted ones included")
+    recent: list[AtomItem] = Field(description="the latest events, most recent first")
+
+
+@router.get("/users/{user_id}", response_model=UserHistory)
+def user_history(user_id: str, k: int = Query(20, ge=1, le=1000),
+                 state: ServiceState = Depends(get_state)) -> UserHistory:
+    """A known user's history: how many events, and the latest ``k``."""
+    history = state.history(user_id)
+    if history is None:
+        raise UnknownIdError("user_id", user_id)
+    cat = state.catalogue
+    recent = history[::-1][:k]
+    return UserHistory(user_id=user_id, events=len(history), recent=[
+        AtomItem(item_id=i, title=cat.titles[j]) for i, j in zip(cat.items.decode(np.array(recent, dtype=np.int64)),
+                                                                 recent, strict=True)])
 
 
 @router.get("/users/{user_id}/interests", response_model=InterestsResponse)
