@@ -32,6 +32,9 @@ from lmrec.explain.visuals import write_visuals
 from lmrec.models.base import InterestPredictor, Recommender, VectorScorer, validate_config
 from lmrec.models.registry import get_model_class
 from lmrec.runs import INTERESTS_DIR, Run, item_titles, write_run
+from lmrec.social import SOCIAL_DIR, Social, adjacency, id_pairs, read_social
+from lmrec.social.blend import BUCKETS as SOCIAL_BUCKETS
+from lmrec.social.blend import choose_weights, score_variants
 from lmrec.training.auto import DEFAULT_BUDGET_MINUTES
 from lmrec.training.config import RuntimeConfig, TrainingConfig
 from lmrec.training.multitask import MultiTask, item_categories
@@ -78,8 +81,11 @@ class Budget:
 
 
 def train_run(source: str | Path, model_name: str, out: str | Path, config: RunConfig | None = None, *,
-              items: str | Path | None = None, overwrite: bool = False, log=print) -> TrainResult:
-    """Train ``model_name`` on ``source`` (dataset name or interactions file) into run directory ``out``."""
+              items: str | Path | None = None, social: str | Path | None = None,
+              social_columns: tuple[str | None, str | None] = (None, None), overwrite: bool = False,
+              log=print) -> TrainResult:
+    """Train ``model_name`` on ``source`` (dataset name or interactions file) into run directory ``out``;
+    ``social``: a user -> user relation file whose neighbourhoods are blended in (``lmrec.social``)."""
     config = config or RunConfig()
     minutes = DEFAULT_BUDGET_MINUTES if config.training.time_budget == "auto" else config.training.time_budget
     budget = Budget(minutes)
@@ -117,6 +123,12 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
                           "column) in the config, or pass --like-threshold")
     profile = DataProfile.of(train, item_text=klass.uses_item_content)
     log(f"profile of the training part: {profile.describe()}")
+    pairs = None
+    if social is not None:
+        pairs, social_report = read_social(social, dataset.users, user_col=social_columns[0],
+                                           friend_col=social_columns[1])
+        for line in social_report.lines():
+            log(line)
 
     seed_everything(config.training.seed)
     eval_model = klass(model_config, training=config.training, runtime=config.runtime)
@@ -178,6 +190,13 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         timings["interests_s"] = time.perf_counter() - t0
         budget.reserve -= config.interests.max_seconds + 10  # only the served model's codes are still to come
 
+    social_artifact = None
+    if pairs is not None:
+        t0 = time.perf_counter()
+        social_artifact, summary["social"] = evaluate_social(eval_model, dataset, labels, pairs, config.training.seed)
+        timings["social_s"] = time.perf_counter() - t0
+        log(format_social(summary["social"]))
+
     models: dict[str, Recommender] = {"model": eval_model}
     if config.training.refit:
         seed_everything(config.training.seed)
@@ -211,12 +230,42 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         "timings": timings,
         "time_budget_s": budget.total,
     }
-    out = write_run(Path(out), meta=meta, dataset=dataset, labels=labels, models=models,
-                    artifacts={INTERESTS_DIR: codes} if codes is not None else None, overwrite=overwrite)
+    artifacts = {INTERESTS_DIR: codes} if codes is not None else {}
+    if social_artifact is not None:
+        artifacts[SOCIAL_DIR] = social_artifact
+    out = write_run(Path(out), meta=meta, dataset=dataset, labels=labels, models=models, artifacts=artifacts,
+                    overwrite=overwrite)
     write_visuals(Run.open(out))
     write_report(out, summary, title=f"{model_name} on {dataset.name}", context=report_context(meta),
                  head_fraction=config.evaluation.head_fraction)
     return TrainResult(out, summary, timings, stats, budget.total)
+
+
+def evaluate_social(model: Recommender, dataset, labels: np.ndarray, pairs: np.ndarray, seed: int
+                    ) -> tuple[Social, dict]:
+    """Blend weights per history bucket chosen on validation; on test, for users with relations,
+    NDCG@10 of the model, the neighbourhood alone, popularity and the blend, their histories cut to
+    each bucket's typical length (the target unchanged)."""
+    adj = adjacency(pairs, dataset.interactions.n_users)
+    weights = choose_weights(model, dataset.interactions, labels, adj, VALID, seed=seed)
+    summary = {"relations": len(pairs), "users_with_relations": int((np.asarray(adj.sum(axis=1)).ravel() > 0).sum()),
+               "buckets": {}}
+    for name, _, _, cut in SOCIAL_BUCKETS:
+        combo = (weights.alpha[name], weights.fof[name])
+        v = score_variants(model, dataset.interactions, labels, adj, TEST, cut, [combo])
+        summary["buckets"][name] = {
+            "history": "whole" if cut is None else f"last {cut}", "users": len(v.users), "alpha": combo[0],
+            "fof": combo[1], **{k: float(x.mean()) if len(x) else None for k, x in
+                                (("model", v.model), ("social", v.social), ("popularity", v.popularity),
+                                 ("blend", v.blends[combo]))}}
+    return Social(id_pairs(pairs, dataset.users), weights), summary
+
+
+def format_social(summary: dict) -> str:
+    rows = [f"{b} ({s['history']}, {s['users']:,} users, alpha {s['alpha']:g}): blend {s['blend']:.4f}, model "
+            f"{s['model']:.4f}, social {s['social']:.4f}, popularity {s['popularity']:.4f}"
+            for b, s in summary["buckets"].items() if s["users"]]
+    return "social blend, test NDCG@10 of users with relations by history kept: " + "; ".join(rows)
 
 
 def evaluate_codes(model: Recommender, dense: dict, train, dataset, labels: np.ndarray, validator, config: RunConfig,

@@ -34,6 +34,7 @@ from lmrec.errors import DataValidationError, RunError
 from lmrec.explain.attribution import Explainer, explanation_dict
 from lmrec.explain.interests import InterestCodes, describe_atoms, interests_of
 from lmrec.models.base import InterestPredictor, Recommender
+from lmrec.social import SOCIAL_DIR, Social, blend_social
 
 RUN_FILE = "run.json"
 INTERESTS_DIR = "interests"
@@ -80,12 +81,21 @@ class Run:
     def item_titles(self, items: np.ndarray) -> list[str]:
         return item_titles(self.dataset.item_info, items)
 
+    def social(self) -> Social | None:
+        """The run's relations and blend weights (``train --social``), or None."""
+        return Social.load(self.path / SOCIAL_DIR) if (self.path / SOCIAL_DIR).exists() else None
+
     def recommend(self, users: list | None, k: int, exclude_seen: bool = True) -> pl.DataFrame:
-        """``user_id, rank, item_id, score`` with original ids; ``users=None`` means every user."""
+        """``user_id, rank, item_id, score`` with original ids; ``users=None`` means every user.
+        With a social graph, users with relations get the blend (score: the blended z-scores)."""
         vocab = self.dataset.users
         idx = np.arange(len(vocab)) if users is None else vocab.lookup(users, what="user id")
         model = self.load_model()
-        top, scores = model.recommend(self.histories(idx), k, exclude_seen=exclude_seen)
+        histories = self.histories(idx)
+        top, scores = model.recommend(histories, k, exclude_seen=exclude_seen)
+        social = self.social()
+        if social is not None:
+            blend_social(social, model, self.dataset, idx, histories, k, exclude_seen, top, scores)
         valid = top >= 0
         user_col = np.repeat(idx, k).reshape(-1, k)[valid]
         ranks = np.tile(np.arange(1, k + 1), (len(idx), 1))[valid]

@@ -100,6 +100,13 @@ def train(
     like_threshold: Annotated[float | None, typer.Option(
         "--like-threshold", help="rating >= this is a like, below it a dislike (labels for --model interest; "
         "default for ml-100k and ml-latest-small: 4)")] = None,
+    social: Annotated[Path | None, typer.Option(
+        "--social", help="user -> user relations (friends, follows: CSV/TSV/.dat with user and friend columns, e.g. "
+        "Last.fm's user_friends.dat): users' neighbourhoods are blended with the model, weighted per history "
+        "length by validation; unknown users in the file are reported and skipped")] = None,
+    social_user_col: Annotated[str | None, typer.Option("--social-user-col", help="user column of --social")] = None,
+    social_friend_col: Annotated[str | None, typer.Option("--social-friend-col",
+                                                          help="friend column of --social")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory")] = False,
 ) -> None:
     """Train a model and write a self-contained run directory.
@@ -124,7 +131,8 @@ def train(
         cfg.training.time_budget = time_budget
     if like_threshold is not None:
         cfg.data.like_threshold = like_threshold
-    result = train_run(data, model, out, cfg, items=items, overwrite=overwrite, log=console.print)
+    result = train_run(data, model, out, cfg, items=items, social=social,
+                       social_columns=(social_user_col, social_friend_col), overwrite=overwrite, log=console.print)
     k = 10 if 10 in cfg.evaluation.ks else cfg.evaluation.ks[0]
     console.print(rich_table(result.summary, k, title=f"{model} on {data}: test, full ranking"))
     t = result.timings

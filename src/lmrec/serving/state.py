@@ -33,6 +33,7 @@ from lmrec.models.base import HasContentVectors, InterestPredictor, Recommender
 from lmrec.runs import INTERESTS_DIR, Run, item_titles
 from lmrec.serving.retrieval import make_retriever
 from lmrec.serving.store import EventStore
+from lmrec.social import blend, bucket_of, neighbourhood_scores, top_k
 
 
 class UnknownIdError(LmrecError, KeyError):
@@ -114,6 +115,10 @@ class ServiceState:
         self._explainer: tuple[Catalogue, Explainer] | None = None
         self._onboarding: dict = {}
         self.codes = InterestCodes.load(run.path / INTERESTS_DIR) if (run.path / INTERESTS_DIR).exists() else None
+        self.social = run.social()
+        self.friends: dict[str, set[str]] = {}
+        for a, b in [*(self.social.pairs if self.social else []), *store.relations()]:
+            self._relate(a, b)
         self.events_replayed = 0
         for user_id, item_id, _, typ in store.all():
             self.histories.setdefault(user_id, []).append(self.catalogue.index[item_id])
@@ -248,9 +253,51 @@ class ServiceState:
         keep = ~torch.isneginf(top.values)
         return self._recommendations(cat, top.indices[keep].numpy(), top.values[keep].numpy())
 
+    def _relate(self, a: str, b: str) -> None:
+        self.friends.setdefault(a, set()).add(b)
+        self.friends.setdefault(b, set()).add(a)
+
+    def add_relation(self, user_id: str, friend_id: str) -> int:
+        """Store a relation durably, then use it at once; returns the user's number of relations."""
+        if self.social is None:
+            raise LmrecError(f"run {self.run.path.name} was trained without --social: it has no blend weights for "
+                             "neighbourhoods; train it with `lmrec train ... --social FILE`")
+        if user_id == friend_id:
+            raise LmrecError("friend_id: a user cannot be their own friend")
+        with self._write:
+            self.store.add_relation(user_id, friend_id)
+            with self._histories_lock:
+                self._relate(user_id, friend_id)
+                return len(self.friends[user_id])
+
+    def _social_recommend(self, user_id: str, history: list[int], k: int, cat: Catalogue
+                          ) -> list[Recommendation] | None:
+        """The blend of the model with the user's neighbourhood, or None without relations."""
+        if self.social is None:
+            return None
+        bucket = bucket_of(len(history))
+        alpha, fof = self.social.weights.alpha[bucket], self.social.weights.fof[bucket]
+        with self._histories_lock:  # copies: POST /social may add relations meanwhile
+            friends = set(self.friends.get(str(user_id), ()))
+            far = set().union(*(self.friends.get(f, set()) for f in friends)) - friends - {str(user_id)} \
+                if fof else set()
+        if not friends:
+            return None
+        near = [self.history(f) or [] for f in friends]
+        social = neighbourhood_scores(near, [self.history(f) or [] for f in far], len(cat.items), fof)
+        with torch.inference_mode():
+            model = cat.model.score(Sequences.from_lists([history])).float().numpy()  # (1, n_items)
+        model = model + 1e-6 * cat.counts / max(1, cat.counts.max())  # exact ties (no history): popular first
+        top, scores = top_k(blend(model, social[None], np.array([alpha], np.float32)), [history], k)
+        keep = top[0] >= 0
+        return self._recommendations(cat, top[0][keep], scores[0][keep])
+
     def recommend_user(self, user_id: str, k: int) -> tuple[list[Recommendation], str]:
         cat = self.catalogue
         history = self.history(user_id)
+        social = self._social_recommend(user_id, history or [], k, cat)
+        if social is not None:
+            return social, "social"
         if history:
             return self.recommend_history(history, k, catalogue=cat), "model"
         if self.fallback == "empty":

@@ -15,6 +15,11 @@ CREATE TABLE IF NOT EXISTS events (
     type TEXT
 );
 CREATE INDEX IF NOT EXISTS events_user ON events(user_id, seq);
+CREATE TABLE IF NOT EXISTS relations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    friend_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS items (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     item_id TEXT NOT NULL UNIQUE,
@@ -57,6 +62,14 @@ class EventStore:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+
+    def add_relation(self, user_id: str, friend_id: str) -> None:
+        with self._lock:
+            self._conn.execute("INSERT INTO relations(user_id, friend_id) VALUES (?, ?)", (user_id, friend_id))
+
+    def relations(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return self._conn.execute("SELECT user_id, friend_id FROM relations ORDER BY seq").fetchall()
 
     def delete_items(self, item_ids: list[str]) -> None:
         with self._lock:

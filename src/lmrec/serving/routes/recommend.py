@@ -40,7 +40,8 @@ class Item(BaseModel):
 
 class RecommendResponse(BaseModel):
     user_id: str | None = None
-    source: str = Field(description="model, popularity (unknown user) or unknown-user")
+    source: str = Field(description="model, social (the model blended with the user's relations' histories), "
+                        "popularity (unknown user) or unknown-user")
     items: list[Item]
 
 

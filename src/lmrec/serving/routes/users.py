@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from lmrec.errors import LmrecError
-from lmrec.serving.deps import get_state
+from lmrec.serving.deps import get_state, require_api_key
 from lmrec.serving.state import ServiceState, UnknownIdError
 
 router = APIRouter(tags=["users"])
@@ -47,6 +47,33 @@ def user_history(user_id: str, k: int = Query(20, ge=1, le=1000),
     return UserHistory(user_id=user_id, events=len(history), recent=[
         AtomItem(item_id=i, title=cat.titles[j]) for i, j in zip(cat.items.decode(np.array(recent, dtype=np.int64)),
                                                                  recent, strict=True)])
+
+
+class Relation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: int | str = Field(description="a user (known or new)")
+    friend_id: int | str = Field(description="someone they are related to (friend, follow); undirected")
+
+
+class RelationAccepted(BaseModel):
+    user_id: str
+    relations: int = Field(description="the user's relations now")
+
+
+@router.post("/social", response_model=RelationAccepted, status_code=201, dependencies=[Depends(require_api_key)])
+def add_relation(body: Relation, state: ServiceState = Depends(get_state)) -> RelationAccepted:
+    """Relate two users (stored durably first); the user's next recommendation blends their
+    neighbourhood in. Needs a run trained with --social (409 otherwise)."""
+    user, friend = str(body.user_id).strip(), str(body.friend_id).strip()
+    if not user or not friend:
+        raise HTTPException(status_code=422, detail="user_id and friend_id must not be empty")
+    if user == friend:
+        raise HTTPException(status_code=422, detail="friend_id: a user cannot be their own friend")
+    try:
+        n = state.add_relation(user, friend)
+    except LmrecError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    return RelationAccepted(user_id=user, relations=n)
 
 
 @router.get("/users/{user_id}/interests", response_model=InterestsResponse)

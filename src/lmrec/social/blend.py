@@ -1,0 +1,195 @@
+"""Recommendations from a user's neighbourhood, blended with the model's own.
+
+social(u, i) = sum over u's friends v of x_v[i] / sqrt(|h_v|)  (+ ``fof`` x the same over friends of
+friends who are not friends), where x_v is friend v's history as a 0/1 vector: what u's circle
+has, each friend's vote shrunk by how much they have. The blend is z(model) + alpha * z(social),
+each score z-scored over the catalogue per user, with alpha picked on validation for each
+history-length bucket (a user with no events has nothing but the circle; one with fifty needs it
+less). Users without relations get the model alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from lmrec.data.sequences import Interactions, Sequences
+from lmrec.data.splits import eval_set
+from lmrec.evaluation.metrics import ndcg
+
+# (name, fewest events, most events, events the validation histories are cut to when picking alpha)
+BUCKETS = (("0", 0, 0, 0), ("1-3", 1, 3, 2), ("4-10", 4, 10, 7), (">10", 11, 10**9, None))
+ALPHAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0)
+FOF_WEIGHTS = (0.0, 0.25)
+CHUNK = 512
+VALID_USERS = 2000
+
+
+def bucket_of(n_events: int) -> str:
+    return next(name for name, lo, hi, _ in BUCKETS if lo <= n_events <= hi)
+
+
+@dataclass
+class SocialWeights:
+    """What validation chose per bucket: the blend weight alpha and the friends-of-friends weight."""
+
+    alpha: dict[str, float] = field(default_factory=lambda: {b[0]: 0.0 for b in BUCKETS})
+    fof: dict[str, float] = field(default_factory=lambda: {b[0]: 0.0 for b in BUCKETS})
+    validation: dict[str, dict] = field(default_factory=dict)  # bucket -> {"alpha,fof": NDCG@10}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def history_matrix(data: Interactions) -> sp.csr_matrix:
+    """(n_users, n_items) 0/1 histories, each row divided by sqrt(its length)."""
+    x = data.to_matrix().tocsr().astype(np.float32)
+    x.data[:] = 1.0
+    lengths = np.asarray(x.sum(axis=1)).ravel()
+    return sp.diags(1.0 / np.sqrt(np.maximum(lengths, 1))).dot(x).tocsr()
+
+
+def social_scores(adj: sp.csr_matrix, x: sp.csr_matrix, users: np.ndarray, fof: float) -> np.ndarray:
+    """(B, n_items) neighbourhood scores of ``users`` (rows of ``adj``)."""
+    direct = adj[users]  # (B, n_users)
+    scores = direct @ x  # (B, n_items)
+    if fof:
+        two = (direct @ adj).tolil()  # (B, n_users) paths of length 2
+        for r, u in enumerate(users):
+            two[r, u] = 0  # not oneself
+        two = two.tocsr()
+        two = two - two.multiply(direct)  # nor the direct friends again
+        two.eliminate_zeros()
+        two.data[:] = 1.0
+        scores = scores + fof * (two @ x)
+    return np.asarray(scores.todense() if sp.issparse(scores) else scores, dtype=np.float32)
+
+
+def zscore(s: np.ndarray) -> np.ndarray:
+    std = s.std(axis=1, keepdims=True)
+    return (s - s.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
+
+
+def blend(model: np.ndarray, social: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """(B, n) z(model) + alpha * z(social); rows without any social signal keep the model's order."""
+    has = (social != 0).any(axis=1)
+    return zscore(model) + np.where(has, alpha, 0.0)[:, None] * zscore(social)
+
+
+def _ndcg_at_10(scores: np.ndarray, seen: Sequences, targets: Sequences) -> np.ndarray:
+    s = scores.copy()
+    if seen.values.size:
+        s[seen.row_ids(), seen.values] = -np.inf
+    top = np.argpartition(-s, 10, axis=1)[:, :10]
+    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(s, top, 1), axis=1, kind="stable"), 1)
+    hits = np.stack([np.isin(top[r], targets[r]) for r in range(len(top))]) if len(top) else np.zeros((0, 10), bool)
+    return ndcg(hits, targets.lengths(), 10)
+
+
+@dataclass
+class Variants:
+    """Per-user NDCG@10 of each way to recommend, for one stage and one history cut."""
+
+    users: np.ndarray
+    model: np.ndarray
+    social: np.ndarray
+    popularity: np.ndarray
+    blends: dict[tuple[float, float], np.ndarray]  # (alpha, fof) -> per-user NDCG@10
+
+
+def score_variants(model, data: Interactions, labels: np.ndarray, adj: sp.csr_matrix, stage: int,
+                   keep_last: int | None, combos: list[tuple[float, float]], users: np.ndarray | None = None
+                   ) -> Variants:
+    """Users with relations and a target at ``stage``, their history cut to its last ``keep_last``
+    events (None: whole; the target unchanged; the kept events are what is excluded as seen):
+    NDCG@10 of the model, the neighbourhood alone, popularity, and each (alpha, fof) blend.
+    Friends' histories are their events before ``stage``, as the user's own are."""
+    es = eval_set(data, labels, stage)
+    degree = np.asarray(adj.sum(axis=1)).ravel()
+    keep = degree[es.users] > 0
+    if users is not None:
+        keep &= np.isin(es.users, users)
+    rows = np.flatnonzero(keep)
+    before = data.subset(labels < stage)
+    x = history_matrix(before)
+    counts = np.bincount(before.item, minlength=data.n_items).astype(np.float32)
+    histories = es.histories.take(rows)
+    if keep_last is not None:
+        histories = histories.suffixes(keep_last)
+    targets = es.targets.take(rows)
+    out = {"model": [], "social": [], "popularity": []} | {c: [] for c in combos}
+    fofs = sorted({f for _, f in combos} | {0.0})
+    for start in range(0, len(rows), CHUNK):
+        part = slice(start, start + CHUNK)
+        h, t = histories.take(part), targets.take(part)
+        users_part = es.users[rows[part]]
+        with torch.inference_mode():
+            m = model.score(h).float().numpy()  # (C, n_items)
+        social = {f: social_scores(adj, x, users_part, f) for f in fofs}
+        out["model"].append(_ndcg_at_10(m, h, t))
+        out["social"].append(_ndcg_at_10(social[0.0] + 1e-6 * zscore(counts[None, :]), h, t))  # ties: popularity
+        out["popularity"].append(_ndcg_at_10(np.broadcast_to(counts, m.shape), h, t))
+        for alpha, f in combos:
+            out[(alpha, f)].append(_ndcg_at_10(blend(m, social[f], np.full(len(m), alpha, np.float32)), h, t))
+    cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
+    return Variants(es.users[rows], cat.pop("model"), cat.pop("social"), cat.pop("popularity"), cat)
+
+
+def choose_weights(model, data: Interactions, labels: np.ndarray, adj: sp.csr_matrix, valid_stage: int,
+                   seed: int = 0) -> SocialWeights:
+    """alpha and fof per bucket by validation NDCG@10 of up to 2,000 validation users with relations,
+    their histories cut to the bucket's typical length."""
+    es_users = eval_set(data, labels, valid_stage).users
+    with_friends = es_users[np.asarray(adj.sum(axis=1)).ravel()[es_users] > 0]
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(with_friends, min(VALID_USERS, len(with_friends)), replace=False) if len(with_friends) else \
+        with_friends
+    combos = [(a, f) for a in ALPHAS for f in FOF_WEIGHTS]
+    weights = SocialWeights()
+    for name, _, _, cut in BUCKETS:
+        v = score_variants(model, data, labels, adj, valid_stage, cut, combos, users=sample)
+        if not len(v.users):
+            continue
+        means = {c: float(v.blends[c].mean()) for c in combos}
+        best = max(combos, key=lambda c: (means[c], -c[0], -c[1]))  # ties: the smaller weights
+        weights.alpha[name], weights.fof[name] = best
+        weights.validation[name] = {f"{a:g},{f:g}": round(s, 5) for (a, f), s in means.items()}
+    return weights
+
+
+def neighbourhood_scores(friends: list[list[int]], friends_of_friends: list[list[int]], n_items: int,
+                         fof: float) -> np.ndarray:
+    """(n_items,) ``social_scores`` of one user from their friends' (and friends of friends')
+    histories as item-index lists: what the service computes per request."""
+    s = np.zeros(n_items, dtype=np.float32)
+    for weight, group in ((1.0, friends), (fof, friends_of_friends)):
+        if not weight:
+            continue
+        for h in group:
+            items = np.unique(np.asarray(h, dtype=np.int64))
+            if items.size:
+                s[items] += weight / np.sqrt(items.size)
+    return s
+
+
+def top_k(scores: np.ndarray, seen: list[list[int]], k: int, exclude_seen: bool = True
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """(B, n) scores -> top-k indices and scores (B, k), seen items excluded; -1 / -inf where empty."""
+    s = scores.astype(np.float32, copy=True)
+    if exclude_seen:
+        for r, h in enumerate(seen):
+            if len(h):
+                s[r, np.asarray(h, dtype=np.int64)] = -np.inf
+    kk = min(k, s.shape[1])
+    part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+    order = np.argsort(-np.take_along_axis(s, part, 1), axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, 1)
+    val = np.take_along_axis(s, idx, 1)
+    top = np.full((len(s), k), -1, dtype=np.int64)
+    out = np.full((len(s), k), -np.inf, dtype=np.float32)
+    top[:, :kk] = np.where(np.isneginf(val), -1, idx)
+    out[:, :kk] = val
+    return top, out
