@@ -2,7 +2,6 @@
 on a tiny trained run, at a desktop and at a phone-width viewport."""
 
 import shutil
-from pathlib import Path
 
 import httpx
 import pytest
