@@ -1,12 +1,13 @@
 """Benchmark: what compression and the edge bundle cost and save, on a trained run.
 
-Rows: the run as trained (fp32), `lmrec compress` with bf16, int8, and magnitude pruning at 50% /
-80% without and with a short fine-tune (the evaluated model fine-tuned on the training part, the
-epoch chosen on validation); then edge bundles (`lmrec export`, fp32 and --int8) run by
-lmrec.edge (onnxruntime). NDCG@10 is the test split (leave-one-out, full ranking, seen
-excluded) of each variant's evaluated model; sizes are the served model's files; latency is one
-user's recommendation (whole history in, top-10 out) over 300 users, and top-10 for every user.
-Parity: the served bundle's top-10 against the served torch model's, every user.
+Rows: the run as trained (fp32), `lmrec compress` with bf16, int8, magnitude pruning at 50% / 80%
+and structured pruning (half the feed-forward hidden units), without and with a short fine-tune
+(the evaluated model fine-tuned on the training part, the epoch chosen on validation); then edge
+bundles (`lmrec export`, fp32 and --int8) run by lmrec.edge (onnxruntime). NDCG@10 is the test
+split (leave-one-out, full ranking, seen excluded) of each variant's evaluated model; sizes are
+the served model's files; latency is one user's recommendation (whole history in, top-10 out)
+over 300 users, and top-10 for every user. Parity: the served bundle's top-10 against the served
+torch model's, every user.
 
     .venv/bin/python benchmarks/compression.py RUN_DIR [--work DIR] [--fine-tune-epochs 3] [--jsonl F]
 """
@@ -106,6 +107,7 @@ def edge_row(label: str, run: Run, work: Path, int8: bool) -> dict:
                    check=True)
     cold_s = time.perf_counter() - t0
     table = served["items"]
+    table = served["tables"][table["table"]] if "table" in table else table  # tied: the input table
     table_bytes = sum((b / f).stat().st_size for f in [table["file"], table.get("scale")] if f)
     return {"label": label, "ndcg": score, "by_history": buckets, "mb": served["size_bytes"] / 1e6,
             "table_mb": table_bytes / 1e6, "p50_ms": p50, "p99_ms": p99, "all_s": all_s, "cold_s": cold_s,
@@ -150,6 +152,9 @@ if __name__ == "__main__":
         variants += [(f"prune {s:.0%}", {"method": "prune", "sparsity": s}),
                      (f"prune {s:.0%} + fine-tune", {"method": "prune", "sparsity": s,
                                                      "fine_tune_epochs": args.fine_tune_epochs})]
+    variants += [("structured 50%", {"method": "prune", "sparsity": 0.5, "structured": True}),
+                 ("structured 50% + fine-tune", {"method": "prune", "sparsity": 0.5, "structured": True,
+                                                 "fine_tune_epochs": args.fine_tune_epochs})]
     variants += [("edge fp32", "edge"), ("edge int8", "edge-int8")]
     only = set(args.only.split(",")) if args.only else None
     rows = []

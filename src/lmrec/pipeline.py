@@ -82,10 +82,11 @@ class Budget:
 
 def train_run(source: str | Path, model_name: str, out: str | Path, config: RunConfig | None = None, *,
               items: str | Path | None = None, social: str | Path | None = None,
-              social_columns: tuple[str | None, str | None] = (None, None), overwrite: bool = False,
-              log=print) -> TrainResult:
+              social_columns: tuple[str | None, str | None] = (None, None), forget: set[str] | None = None,
+              overwrite: bool = False, log=print) -> TrainResult:
     """Train ``model_name`` on ``source`` (dataset name or interactions file) into run directory ``out``;
-    ``social``: a user -> user relation file whose neighbourhoods are blended in (``lmrec.social``)."""
+    ``social``: a user -> user relation file whose neighbourhoods are blended in (``lmrec.social``);
+    ``forget``: user ids whose events are left out entirely (the tombstones of an event store)."""
     config = config or RunConfig()
     minutes = DEFAULT_BUDGET_MINUTES if config.training.time_budget == "auto" else config.training.time_budget
     budget = Budget(minutes)
@@ -104,8 +105,10 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         base = processing or (DATASETS[str(source)].processing if str(source) in DATASETS else ProcessingConfig())
         processing = base.model_copy(update={"keep_unseen_items": True})
     dataset = load_dataset(source, items=items, columns=config.data.columns, processing=processing,
-                           item_id_column=config.data.item_id_column, labels=config.data)
+                           item_id_column=config.data.item_id_column, labels=config.data, exclude_users=forget)
     stats = dataset.describe()
+    if forget:
+        log(f"left out every event of {len(forget):,} forgotten user(s) (the event store's tombstones)")
     labels = make_split(dataset.interactions, config.split)
     train = dataset.interactions.subset(labels == TRAIN)
     log(f"data: {stats['users']:,} users, {stats['items']:,} items, {stats['events']:,} events "

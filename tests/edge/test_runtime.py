@@ -109,10 +109,10 @@ def test_damaged_bundles_are_refused(bundle, tmp_path):
     with pytest.raises(EdgeError, match="not an edge bundle"):
         EdgeRecommender(tmp_path)
     altered = _copy(b, tmp_path / "altered")
-    data = bytearray((altered / "items.npy").read_bytes())
+    data = bytearray((altered / "tables" / "table.npy").read_bytes())
     data[-1] ^= 0xFF
-    (altered / "items.npy").write_bytes(bytes(data))
-    with pytest.raises(EdgeError, match="items.npy: checksum mismatch"):
+    (altered / "tables" / "table.npy").write_bytes(bytes(data))
+    with pytest.raises(EdgeError, match="table.npy: checksum mismatch"):
         EdgeRecommender(altered)
     missing = _copy(b, tmp_path / "missing")
     (missing / "tables" / "table.npy").unlink()

@@ -54,7 +54,8 @@ def test_sasrec_bundle_reproduces_the_model_and_records_its_parity(sasrec_run, t
     assert manifest["parity"]["top_k_equal"] == 1.0 and manifest["parity"]["users"] == 30
     assert manifest["max_len"] == 10 and manifest["inputs"] == ["tokens", "table"]
     on_disk = json.loads((tmp_path / "b" / "manifest.json").read_text())
-    assert set(on_disk["files"]) == {"encoder.onnx", "items.json", "items.npy", "tables/table.npy"}
+    assert set(on_disk["files"]) == {"encoder.onnx", "items.json", "tables/table.npy"}
+    assert on_disk["items"] == {"table": "table", "rows_from": 1}  # tied: the table is stored once
     _same_as_model(sasrec_run, tmp_path / "b")
     # No user ids or histories travel with the model.
     text = b"".join(p.read_bytes() for p in (tmp_path / "b").rglob("*") if p.is_file())
@@ -87,8 +88,8 @@ def test_int8_bundle_is_smaller_and_close(sasrec_run, tmp_path):
     fp32 = export_bundle(run, tmp_path / "fp32", log=lambda *_: None)
     int8 = export_bundle(run, tmp_path / "int8", int8=True, log=lambda *_: None)
     assert int8["tables"]["table"]["dtype"] == "int8"
-    size = {m: (tmp_path / m / "items.npy").stat().st_size if m == "fp32" else
-            (tmp_path / m / "items.int8.npy").stat().st_size for m in ("fp32", "int8")}
+    size = {m: (tmp_path / m / "tables" / ("table.npy" if m == "fp32" else "table.int8.npy")).stat().st_size
+            for m in ("fp32", "int8")}
     assert size["int8"] < size["fp32"] / 2.5  # 1 byte per value instead of 4, plus the .npy header
     assert int8["parity"]["max_abs_score_diff"] > 0  # really quantised
     assert int8["parity"]["max_abs_score_diff"] < 0.05 * np.abs(

@@ -101,3 +101,28 @@ def test_cli_compresses_and_evaluates(run_dir, tmp_path):
     assert (tmp_path / "c" / "metrics.json").exists()
     result = CliRunner().invoke(app, ["recommend", "--run", str(tmp_path / "c"), "--output", str(tmp_path / "r.csv")])
     assert result.exit_code == 0, result.output
+
+
+def test_structured_masks_remove_whole_hidden_units():
+    from lmrec.training.pruning import channel_masks
+
+    net = nn.Sequential(nn.Linear(3, 4), nn.GELU(), nn.Linear(4, 2))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0, 0], [0, 5, 0], [0, 0, 0.1], [2, 2, 2]]))
+        net[2].weight.fill_(1.0)
+    masks = channel_masks(net, 0.5)
+    kept = masks["0.weight"].all(dim=1)
+    assert kept.tolist() == [False, True, False, True]  # units 0 and 2 have the smallest weights
+    assert masks["0.bias"].tolist() == kept.tolist()
+    assert masks["2.weight"].all(dim=0).tolist() == kept.tolist()  # their outgoing columns go too
+
+
+def test_structured_pruning_of_a_run(run_dir, tmp_path):
+    record = compress_run(Run.open(run_dir), tmp_path / "s", "prune", sparsity=0.5, structured=True,
+                          log=lambda *_: None)
+    assert record["structured"] is True
+    net = Recommender.load(tmp_path / "s" / "model").net
+    for block in net.blocks:
+        dead = (block.ffn[0].weight == 0).all(dim=1)
+        assert dead.float().mean() == pytest.approx(0.5, abs=0.02)
+        assert (block.ffn[3].weight[:, dead] == 0).all()

@@ -107,6 +107,9 @@ def train(
     social_user_col: Annotated[str | None, typer.Option("--social-user-col", help="user column of --social")] = None,
     social_friend_col: Annotated[str | None, typer.Option("--social-friend-col",
                                                           help="friend column of --social")] = None,
+    forget_db: Annotated[Path | None, typer.Option(
+        "--forget-db", help="an event store whose forgotten users (DELETE /users, `lmrec forget`) are left out of "
+        "the data entirely")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory")] = False,
 ) -> None:
     """Train a model and write a self-contained run directory.
@@ -131,8 +134,18 @@ def train(
         cfg.training.time_budget = time_budget
     if like_threshold is not None:
         cfg.data.like_threshold = like_threshold
+    forgotten = None
+    if forget_db is not None:
+        from lmrec.serving.store import EventStore
+
+        if not forget_db.exists():
+            raise LmrecError(f"--forget-db {forget_db}: no such event store")
+        store = EventStore(forget_db)
+        forgotten = set(store.tombstones())
+        store.close()
     result = train_run(data, model, out, cfg, items=items, social=social,
-                       social_columns=(social_user_col, social_friend_col), overwrite=overwrite, log=console.print)
+                       social_columns=(social_user_col, social_friend_col), forget=forgotten, overwrite=overwrite,
+                       log=console.print)
     k = 10 if 10 in cfg.evaluation.ks else cfg.evaluation.ks[0]
     console.print(rich_table(result.summary, k, title=f"{model} on {data}: test, full ranking"))
     t = result.timings
@@ -345,6 +358,35 @@ def export(
 
 @app.command()
 @friendly_errors
+def forget(
+    db: Annotated[Path, typer.Option("--db", help="the service's SQLite event store (RUN_DIR/events.db by default)")],
+    user: Annotated[list[str], typer.Option("--user", help="user id to forget; repeatable")],
+) -> None:
+    """The right to be forgotten, offline: delete users' events and relations from an event store
+    and leave tombstones.
+
+    A service started on the store hides the users' events in its run too (their next request is
+    a cold start), and `lmrec train ... --forget-db DB` leaves them out of the next model. The
+    weights of models already trained still reflect them (docs/privacy.md). Same as
+    DELETE /users/{user_id} on a running service.
+    """
+    import time
+
+    from lmrec.serving.store import EventStore
+
+    if not db.exists():
+        raise LmrecError(f"{db}: no such event store")
+    store = EventStore(db)
+    try:
+        for u in user:
+            n = store.forget(u, int(time.time()))
+            console.print(f"forgot {u!r}: {n:,} stored events deleted, tombstone written")
+    finally:
+        store.close()
+
+
+@app.command()
+@friendly_errors
 def compress(
     run: RunOpt,
     method: Annotated[str, typer.Option("--method", help="int8 | bf16: quantise the stored arrays; prune: zero the "
@@ -352,6 +394,9 @@ def compress(
     out: Annotated[Path, typer.Option("--out", help="new run directory to write")],
     sparsity: Annotated[float, typer.Option("--sparsity", min=0.0, max=0.99, help="prune: share of each weight "
                                             "matrix set to zero")] = 0.5,
+    structured: Annotated[bool, typer.Option("--structured", help="prune: remove whole hidden units of the "
+                                             "feed-forward layers (Transformer FFN, DNN MLP) instead of single weights")]
+    = False,
     fine_tune_epochs: Annotated[int, typer.Option("--fine-tune-epochs", min=0, help="prune: epochs of fine-tuning "
                                                   "with the pruned weights held at zero (validation keeps the best)")]
     = 0,
@@ -370,7 +415,8 @@ def compress(
     from lmrec.pipeline import evaluate_run
     from lmrec.runs import Run
 
-    record = compress_run(Run.open(run), out, method, sparsity=sparsity, fine_tune_epochs=fine_tune_epochs,
+    record = compress_run(Run.open(run), out, method, sparsity=sparsity, structured=structured,
+                          fine_tune_epochs=fine_tune_epochs,
                           storage=storage, log=lambda msg: console.print(msg))
     served = record["model"]
     console.print(f"[green]wrote[/] {out}: served model {served['bytes_before'] / 1e6:.2f} MB -> "

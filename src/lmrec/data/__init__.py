@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
+
 from lmrec.data.datasets import DATASETS, data_dir, load_named
 from lmrec.data.labels import LabelRule
 from lmrec.data.processing import Dataset, ProcessingConfig, process
@@ -15,21 +17,28 @@ from lmrec.data.vocab import Vocabulary
 
 def load_dataset(source: str | Path, *, items: str | Path | None = None, columns: ColumnMapping | None = None,
                  processing: ProcessingConfig | None = None, item_id_column: str | None = None,
-                 labels: LabelRule | None = None) -> Dataset:
+                 labels: LabelRule | None = None, exclude_users: set[str] | None = None) -> Dataset:
     """A processed :class:`Dataset` from a dataset name (see ``DATASETS``) or an interactions file.
 
     For a named dataset its own processing defaults and like / dislike rule apply unless
     ``processing`` / ``labels`` are given; ``items`` then replaces its metadata file.
+    ``exclude_users`` (original ids as text: forgotten users) are dropped before anything else, so
+    no vocabulary, statistic or model of the result holds them.
     """
+
+    def without(events: pl.DataFrame) -> pl.DataFrame:
+        return events.filter(~pl.col("user").cast(pl.String).is_in(sorted(exclude_users))) if exclude_users else events
+
     if str(source) in DATASETS:
         events, item_df, spec = load_named(str(source))
+        events = without(events)
         if items is not None:
             item_df = read_items(items, item_id_column)
         if (labels is None or not labels.active) and spec.like_threshold is not None:
             labels = LabelRule(like_threshold=spec.like_threshold)
         return process(events, processing or spec.processing, item_df, name=str(source),
                        items_path=str(items or spec.folder), labels=labels)
-    events = read_interactions(source, columns)
+    events = without(read_interactions(source, columns))
     item_df = read_items(items, item_id_column) if items is not None else None
     return process(events, processing, item_df, name=Path(source).name, items_path=str(items) if items else None,
                    labels=labels)

@@ -73,7 +73,8 @@ class Bundle:
         self._int_ids = bool(ids) and isinstance(ids[0], int)
         self._index = {str(i): j for j, i in enumerate(ids)}
         self.tables = {name: self._array(entry) for name, entry in m["tables"].items()}  # (n_items + 1, *)
-        self.items = self._array(m["items"])  # (n_items, D)
+        entry = m["items"]  # (n_items, D); a tied model's are its input table without the padding row
+        self.items = self.tables[entry["table"]][entry["rows_from"]:] if "table" in entry else self._array(entry)
         options = ort.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initialisers are not the user's business
         self.session = ort.InferenceSession(str(self.path / m["encoder"]), options, providers=["CPUExecutionProvider"])
@@ -112,7 +113,11 @@ class Bundle:
                             f"item vectors {items.shape[1:]} vs {self.items.shape[1:]}): export them from its run")
         for name in self.tables:
             self.tables[name] = np.concatenate([self.tables[name], tables[name].astype(np.float32)])
-        self.items = np.concatenate([self.items, items.astype(np.float32)])
+        entry = self.manifest["items"]
+        if "table" in entry:  # tied: the appended table rows are the new items' vectors too
+            self.items = self.tables[entry["table"]][entry["rows_from"]:]
+        else:
+            self.items = np.concatenate([self.items, items.astype(np.float32)])
         for i in ids:
             i = int(i) if self._int_ids else str(i)
             self._index[str(i)] = len(self.item_ids)

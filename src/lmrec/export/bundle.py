@@ -136,7 +136,10 @@ def export_bundle(run, out: Path, *, int8: bool = False, opset: int = 18, parity
         if int8:
             _quantise_graph(tmp / "encoder.onnx")
         tables = {n: _save_array(tmp, f"tables/{n}", rows, int8) for n, rows in parts.tables.items()}
-        items = _save_array(tmp, "items", parts.items, int8)
+        # Tied models (sasrec) score with their input table: store it once.
+        tied = next((n for n, rows in parts.tables.items() if rows[1:].shape == parts.items.shape
+                     and np.array_equal(rows[1:], parts.items)), None)
+        items = {"table": tied, "rows_from": 1} if tied else _save_array(tmp, "items", parts.items, int8)
         (tmp / "items.json").write_text(json.dumps(list(run.dataset.items.ids)))
         manifest = {
             "format": FORMAT, "version": VERSION, "model": model.name, "run": run.path.name,

@@ -4,9 +4,10 @@
 one and the evaluated one), restored to float32 on load (``lmrec.models.storage``); compute stays
 float32 in torch, and int8 compute is what an ``lmrec export --int8`` bundle runs.
 ``prune``: magnitude pruning of the network's weight matrices at a chosen sparsity, each layer to
-that sparsity, then (``fine_tune_epochs``) a short fine-tune with the pruned weights held at zero:
-the evaluated model on the training part with validation choosing the epoch, the served model on
-every event for that many epochs. Pruned weights are stored as zeros; with ``storage`` they are
+that sparsity (``structured``: whole hidden units of the feed-forward layers instead), then
+(``fine_tune_epochs``) a short fine-tune with the pruned weights held at zero: the evaluated
+model on the training part with validation choosing the epoch, the served model on every event
+for that many epochs. Pruned weights are stored as zeros; with ``storage`` they are
 also quantised.
 """
 
@@ -24,7 +25,7 @@ from lmrec.evaluation.evaluator import Validator
 from lmrec.models.base import Recommender
 from lmrec.models.sequential import NeuralRecommender
 from lmrec.models.storage import METHODS as STORAGE_METHODS
-from lmrec.training.pruning import PruningMasks, apply_masks, magnitude_masks, sparsity_of
+from lmrec.training.pruning import PruningMasks, apply_masks, channel_masks, magnitude_masks, sparsity_of
 
 METHODS = (*STORAGE_METHODS, "prune")
 MODEL_DIRS = ("model-eval", "model")  # evaluated first: its fine-tune chooses the served model's epochs
@@ -34,11 +35,12 @@ def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def _prune(model: Recommender, sparsity: float, data, valid, epochs: int, budget_s: float | None, log):
+def _prune(model: Recommender, sparsity: float, structured: bool, data, valid, epochs: int,
+           budget_s: float | None, log):
     if not isinstance(model, NeuralRecommender):
         raise RunError(f"model {model.name!r} has no weight matrices to prune (neural models: sasrec, sasrec-text, "
                        "dnn); quantise it with --method int8 instead")
-    masks = magnitude_masks(model.net, sparsity)
+    masks = (channel_masks if structured else magnitude_masks)(model.net, sparsity)
     apply_masks(model.net, masks)
     if epochs:
         log(f"fine-tuning {model.name} for up to {epochs} epochs with {sparsity:.0%} of its weight matrices at zero")
@@ -46,8 +48,9 @@ def _prune(model: Recommender, sparsity: float, data, valid, epochs: int, budget
     return model, sparsity_of(model.net, masks)
 
 
-def compress_run(run, out: Path, method: str, *, sparsity: float = 0.5, fine_tune_epochs: int = 0,
-                 storage: str | None = None, time_budget_s: float | None = None, log=print) -> dict:
+def compress_run(run, out: Path, method: str, *, sparsity: float = 0.5, structured: bool = False,
+                 fine_tune_epochs: int = 0, storage: str | None = None, time_budget_s: float | None = None,
+                 log=print) -> dict:
     """Write the compressed copy of ``run`` at ``out`` (a new directory, renamed into place when
     complete); returns what was done, also recorded as ``compression`` in its run.json."""
     if method not in METHODS:
@@ -61,6 +64,8 @@ def compress_run(run, out: Path, method: str, *, sparsity: float = 0.5, fine_tun
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     record = {"method": method, "source": run.path.name, "storage": storage if method == "prune" else method}
+    if method == "prune":
+        record["structured"] = structured
     try:
         shutil.copytree(run.path, tmp, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("metrics.json", "report.md", "plots"))  # they describe the source
@@ -77,7 +82,7 @@ def compress_run(run, out: Path, method: str, *, sparsity: float = 0.5, fine_tun
                 data = interactions.subset(run.labels == TRAIN) if sub == "model-eval" else interactions
                 valid = Validator(interactions, run.labels) if evaluated and fine_tune_epochs else None
                 epochs = fine_tune_epochs if evaluated or best_epochs is None else best_epochs
-                model, achieved = _prune(model, sparsity, data, valid, epochs, time_budget_s, log)
+                model, achieved = _prune(model, sparsity, structured, data, valid, epochs, time_budget_s, log)
                 record[sub] = {"sparsity": round(achieved, 4)}
                 if fine_tune_epochs:
                     if valid is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,10 +116,15 @@ class ServiceState:
         self._explainer: tuple[Catalogue, Explainer] | None = None
         self._onboarding: dict = {}
         self.codes = InterestCodes.load(run.path / INTERESTS_DIR) if (run.path / INTERESTS_DIR).exists() else None
+        self.forgotten = set(store.tombstones())  # their events in the run are hidden: a cold start
+        for uid in self.forgotten:
+            self.histories.pop(uid, None)
+            self.likes.pop(uid, None)
         self.social = run.social()
         self.friends: dict[str, set[str]] = {}
         for a, b in [*(self.social.pairs if self.social else []), *store.relations()]:
-            self._relate(a, b)
+            if a not in self.forgotten and b not in self.forgotten:
+                self._relate(a, b)
         self.events_replayed = 0
         for user_id, item_id, _, typ in store.all():
             self.histories.setdefault(user_id, []).append(self.catalogue.index[item_id])
@@ -252,6 +258,26 @@ class ServiceState:
         top = torch.topk(scores, min(k, len(scores)))
         keep = ~torch.isneginf(top.values)
         return self._recommendations(cat, top.indices[keep].numpy(), top.values[keep].numpy())
+
+    def forget_user(self, user_id: str) -> dict:
+        """The right to be forgotten: the user's stored events and relations are deleted and a
+        tombstone hides their events in the run, at once and after restarts; their next request is
+        a cold start. The trained weights are not changed (docs/privacy.md)."""
+        with self._write:
+            with self._histories_lock:
+                known = user_id in self.histories or user_id in self.friends
+            if not known and user_id not in self.forgotten:
+                raise UnknownIdError("user_id", user_id)
+            in_run = user_id in self.run.dataset.users and user_id not in self.forgotten
+            hidden = len(self.run.histories(np.array([self.run.dataset.users.index(user_id)]))[0]) if in_run else 0
+            deleted = self.store.forget(user_id, int(time.time()))
+            with self._histories_lock:
+                self.histories.pop(user_id, None)
+                self.likes.pop(user_id, None)
+                for friend in self.friends.pop(user_id, set()):
+                    self.friends.get(friend, set()).discard(user_id)
+                self.forgotten.add(user_id)
+        return {"user_id": user_id, "events_deleted": deleted, "training_events_hidden": hidden}
 
     def _relate(self, a: str, b: str) -> None:
         self.friends.setdefault(a, set()).add(b)

@@ -20,6 +20,10 @@ CREATE TABLE IF NOT EXISTS relations (
     user_id TEXT NOT NULL,
     friend_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tombstones (  -- forgotten users: their events before deleted_at are gone everywhere
+    user_id TEXT PRIMARY KEY,
+    deleted_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS items (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     item_id TEXT NOT NULL UNIQUE,
@@ -70,6 +74,27 @@ class EventStore:
     def relations(self) -> list[tuple[str, str]]:
         with self._lock:
             return self._conn.execute("SELECT user_id, friend_id FROM relations ORDER BY seq").fetchall()
+
+    def forget(self, user_id: str, now: int) -> int:
+        """Delete the user's events and relations and leave a tombstone, atomically; returns how
+        many events were deleted. The tombstone keeps the run's own events of the user out of the
+        service's replay and, with `lmrec train --forget-db`, out of the next training."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = self._conn.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
+                self._conn.execute("DELETE FROM relations WHERE user_id = ? OR friend_id = ?", (user_id, user_id))
+                self._conn.execute("INSERT OR REPLACE INTO tombstones(user_id, deleted_at) VALUES (?, ?)",
+                                   (user_id, now))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return deleted
+
+    def tombstones(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT user_id FROM tombstones ORDER BY deleted_at").fetchall()]
 
     def delete_items(self, item_ids: list[str]) -> None:
         with self._lock:

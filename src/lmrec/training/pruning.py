@@ -28,6 +28,37 @@ def magnitude_masks(net: nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
     return masks
 
 
+def channel_masks(net: nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
+    """Structured pruning of feed-forward layers: in every ``nn.Sequential`` where one ``nn.Linear``
+    feeds another (the Transformer's FFN, the DNN's MLP), the ``sparsity`` share of hidden units
+    with the smallest ||incoming weights|| * ||outgoing weights|| is removed whole (its row and
+    bias in the first layer, its column in the second), so the layer behaves as a narrower one."""
+    if not 0 <= sparsity < 1:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    masks = {}
+    for name, module in net.named_modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        linear = [(i, m) for i, m in enumerate(module) if isinstance(m, nn.Linear)]
+        for (i, a), (j, b) in zip(linear, linear[1:], strict=False):
+            if a.out_features != b.in_features:
+                continue
+            importance = a.weight.detach().norm(dim=1) * b.weight.detach().norm(dim=0)  # (hidden,)
+            drop = int(round(sparsity * len(importance)))
+            keep = torch.ones_like(importance, dtype=torch.bool)
+            if drop:
+                keep[torch.topk(importance, drop, largest=False).indices] = False
+            prefix = f"{name}." if name else ""
+            masks[f"{prefix}{i}.weight"] = keep[:, None].expand_as(a.weight).clone()
+            if a.bias is not None:
+                masks[f"{prefix}{i}.bias"] = keep.clone()
+            # A later pair may prune b's own outputs: combine with what is already there.
+            cols = keep[None, :].expand_as(b.weight)
+            key = f"{prefix}{j}.weight"
+            masks[key] = masks[key] & cols if key in masks else cols.clone()
+    return masks
+
+
 def apply_masks(net: nn.Module, masks: dict[str, torch.Tensor]) -> None:
     params = dict(net.named_parameters())
     with torch.no_grad():
@@ -59,5 +90,6 @@ class PruningMasks(TrainingHook):
 def sparsity_of(net: nn.Module, masks: dict[str, torch.Tensor]) -> float:
     """Share of zero entries over the masked weight matrices."""
     params = dict(net.named_parameters())
-    zeros = sum(int((params[n] == 0).sum()) for n in masks)
-    return zeros / max(1, sum(params[n].numel() for n in masks))
+    names = [n for n in masks if params[n].ndim == 2]
+    zeros = sum(int((params[n] == 0).sum()) for n in names)
+    return zeros / max(1, sum(params[n].numel() for n in names))

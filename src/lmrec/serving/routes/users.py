@@ -76,6 +76,21 @@ def add_relation(body: Relation, state: ServiceState = Depends(get_state)) -> Re
     return RelationAccepted(user_id=user, relations=n)
 
 
+class Forgotten(BaseModel):
+    user_id: str
+    events_deleted: int = Field(description="the user's posted events deleted from the event store")
+    training_events_hidden: int = Field(description="the user's events in the run's data, hidden from now on "
+                                        "(the trained weights still reflect them until the next train)")
+
+
+@router.delete("/users/{user_id}", response_model=Forgotten, dependencies=[Depends(require_api_key)])
+def forget_user(user_id: str, state: ServiceState = Depends(get_state)) -> Forgotten:
+    """The right to be forgotten: delete the user's stored events and relations and hide their
+    events in the run, at once; their next request is a cold start. A tombstone keeps them out
+    of replays and of `lmrec train --forget-db` (docs/privacy.md)."""
+    return Forgotten(**state.forget_user(user_id))
+
+
 @router.get("/users/{user_id}/interests", response_model=InterestsResponse)
 def user_interests(user_id: str, state: ServiceState = Depends(get_state)) -> InterestsResponse:
     """The user's sparse interest code: a few learned interest atoms, largest weight first, each
