@@ -22,6 +22,7 @@ from lmrec.data.splits import LeaveOneOutConfig, SplitConfig
 from lmrec.errors import ConfigError
 from lmrec.evaluation.evaluator import EvalConfig
 from lmrec.explain.interests import InterestCodesConfig
+from lmrec.privacy import PrivacyConfig
 from lmrec.training.config import RuntimeConfig, TrainingConfig
 from lmrec.training.multitask import MultiTaskConfig
 
@@ -47,7 +48,7 @@ class RunConfig(BaseModel):
     ``training`` (optimiser, schedule, budget, seed, refit), ``augmentation`` (sequence models:
     contrastive views, pseudo-prior items, virtual users), ``multitask`` (sequence models:
     auxiliary like / category heads), ``interests`` (vector models: sparse interest codes),
-    ``runtime`` (progress, checkpoints), ``evaluation``."""
+    ``privacy`` (pseudonymous user ids, coarser timestamps), ``runtime`` (progress, checkpoints), ``evaluation``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -58,6 +59,7 @@ class RunConfig(BaseModel):
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
     multitask: MultiTaskConfig = Field(default_factory=MultiTaskConfig)
     interests: InterestCodesConfig = Field(default_factory=InterestCodesConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
 

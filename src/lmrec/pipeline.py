@@ -31,6 +31,7 @@ from lmrec.explain.interests import InterestCodes, SparseCoded, choose_active, d
 from lmrec.explain.visuals import write_visuals
 from lmrec.models.base import InterestPredictor, Recommender, VectorScorer, validate_config
 from lmrec.models.registry import get_model_class
+from lmrec.privacy import Pseudonymiser
 from lmrec.runs import INTERESTS_DIR, Run, item_titles, write_run
 from lmrec.social import SOCIAL_DIR, Social, adjacency, id_pairs, read_social
 from lmrec.social.blend import BUCKETS as SOCIAL_BUCKETS
@@ -100,12 +101,14 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
+    pseudonyms = Pseudonymiser.of(config.privacy)
     processing = config.data.processing
     if klass.uses_item_content and (processing is None or processing.keep_unseen_items is None):
         base = processing or (DATASETS[str(source)].processing if str(source) in DATASETS else ProcessingConfig())
         processing = base.model_copy(update={"keep_unseen_items": True})
     dataset = load_dataset(source, items=items, columns=config.data.columns, processing=processing,
-                           item_id_column=config.data.item_id_column, labels=config.data, exclude_users=forget)
+                           item_id_column=config.data.item_id_column, labels=config.data, exclude_users=forget,
+                           user_map=pseudonyms, coarsen_time=config.privacy.coarsen_time)
     stats = dataset.describe()
     if forget:
         log(f"left out every event of {len(forget):,} forgotten user(s) (the event store's tombstones)")
@@ -129,7 +132,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     pairs = None
     if social is not None:
         pairs, social_report = read_social(social, dataset.users, user_col=social_columns[0],
-                                           friend_col=social_columns[1])
+                                           friend_col=social_columns[1], user_map=pseudonyms)
         for line in social_report.lines():
             log(line)
 

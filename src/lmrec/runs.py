@@ -34,6 +34,7 @@ from lmrec.errors import DataValidationError, RunError
 from lmrec.explain.attribution import Explainer, explanation_dict
 from lmrec.explain.interests import InterestCodes, describe_atoms, interests_of
 from lmrec.models.base import InterestPredictor, Recommender
+from lmrec.privacy import PseudonymVocabulary
 from lmrec.social import SOCIAL_DIR, Social, blend_social
 
 RUN_FILE = "run.json"
@@ -62,8 +63,10 @@ class Run:
                              len(users), len(items), events["like"].to_numpy() if "like" in events.columns else None)
         dataset = Dataset(inter, users, items, pl.read_parquet(info_path) if info_path.exists() else None,
                           name=meta["data"]["name"])
-        return cls(path, meta, parse_config(meta["config"], str(path / RUN_FILE)), dataset,
-                   events["label"].to_numpy())
+        config = parse_config(meta["config"], str(path / RUN_FILE))
+        if config.privacy.pseudonymise:  # people use their raw ids; the run holds only pseudonyms
+            dataset.users = PseudonymVocabulary(users.ids, config.privacy)
+        return cls(path, meta, config, dataset, events["label"].to_numpy())
 
     @property
     def model_name(self) -> str:

@@ -361,6 +361,8 @@ def export(
 def forget(
     db: Annotated[Path, typer.Option("--db", help="the service's SQLite event store (RUN_DIR/events.db by default)")],
     user: Annotated[list[str], typer.Option("--user", help="user id to forget; repeatable")],
+    run: Annotated[Path | None, typer.Option("--run", help="the run the store serves: with privacy.pseudonymise, "
+                                             "the raw ids are mapped with its key (LMREC_ID_KEY)")] = None,
 ) -> None:
     """The right to be forgotten, offline: delete users' events and relations from an event store
     and leave tombstones.
@@ -376,10 +378,17 @@ def forget(
 
     if not db.exists():
         raise LmrecError(f"{db}: no such event store")
+    ids = list(user)
+    if run is not None:
+        from lmrec.privacy import Pseudonymiser
+        from lmrec.runs import Run
+
+        pseudonyms = Pseudonymiser.of(Run.open(run).config.privacy)
+        ids = [pseudonyms(u) for u in ids] if pseudonyms else ids
     store = EventStore(db)
     try:
-        for u in user:
-            n = store.forget(u, int(time.time()))
+        for u, stored in zip(user, ids, strict=True):
+            n = store.forget(stored, int(time.time()))
             console.print(f"forgot {u!r}: {n:,} stored events deleted, tombstone written")
     finally:
         store.close()

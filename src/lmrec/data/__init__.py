@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -14,20 +15,34 @@ from lmrec.data.sequences import Interactions, Sequences
 from lmrec.data.splits import SplitConfig, make_split
 from lmrec.data.vocab import Vocabulary
 
+DAY, WEEK = 86_400, 7 * 86_400
+
 
 def load_dataset(source: str | Path, *, items: str | Path | None = None, columns: ColumnMapping | None = None,
                  processing: ProcessingConfig | None = None, item_id_column: str | None = None,
-                 labels: LabelRule | None = None, exclude_users: set[str] | None = None) -> Dataset:
+                 labels: LabelRule | None = None, exclude_users: set[str] | None = None,
+                 user_map: Callable[[object], str] | None = None, coarsen_time: str = "none") -> Dataset:
     """A processed :class:`Dataset` from a dataset name (see ``DATASETS``) or an interactions file.
 
     For a named dataset its own processing defaults and like / dislike rule apply unless
     ``processing`` / ``labels`` are given; ``items`` then replaces its metadata file.
-    ``exclude_users`` (original ids as text: forgotten users) are dropped before anything else, so
-    no vocabulary, statistic or model of the result holds them.
+    Before anything else: ``user_map`` replaces every user id (pseudonyms, ``lmrec.privacy``),
+    ``exclude_users`` (ids as text, after the map: forgotten users) are dropped, and timestamps
+    are rounded down to the ``coarsen_time`` unit, so no vocabulary, statistic or model of the
+    result holds what was removed.
     """
 
     def without(events: pl.DataFrame) -> pl.DataFrame:
-        return events.filter(~pl.col("user").cast(pl.String).is_in(sorted(exclude_users))) if exclude_users else events
+        if user_map is not None:
+            raw = events["user"].cast(pl.String)
+            mapping = {u: user_map(u) for u in raw.unique().to_list()}
+            events = events.with_columns(raw.replace_strict(mapping, return_dtype=pl.String).alias("user"))
+        if exclude_users:
+            events = events.filter(~pl.col("user").cast(pl.String).is_in(sorted(exclude_users)))
+        if coarsen_time != "none":
+            events = events.with_columns(pl.col("timestamp") - pl.col("timestamp") % (DAY if coarsen_time == "day"
+                                                                                      else WEEK))
+        return events
 
     if str(source) in DATASETS:
         events, item_df, spec = load_named(str(source))

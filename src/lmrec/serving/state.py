@@ -31,6 +31,7 @@ from lmrec.errors import LmrecError
 from lmrec.explain.attribution import Explainer, explanation_dict
 from lmrec.explain.interests import InterestCodes, interests_of
 from lmrec.models.base import HasContentVectors, InterestPredictor, Recommender
+from lmrec.privacy import Pseudonymiser
 from lmrec.runs import INTERESTS_DIR, Run, item_titles
 from lmrec.serving.retrieval import make_retriever
 from lmrec.serving.store import EventStore
@@ -94,6 +95,8 @@ class ServiceState:
         if fallback not in ("popularity", "empty"):
             raise LmrecError(f"fallback must be 'popularity' or 'empty', got {fallback!r}")
         self.run, self.store, self.fallback, self.retrieval = run, store, fallback, retrieval
+        # Pseudonymised runs: requests carry raw ids, memory and the store hold only their HMACs.
+        self.pseudonyms = Pseudonymiser.of(run.config.privacy)
         self._write = threading.Lock()  # one writer at a time: store order == memory order
         self._histories_lock = threading.Lock()  # short: guards the history lists
         self.catalogue = Catalogue.build(run.load_model(), Vocabulary(list(run.dataset.items.ids)),
@@ -141,9 +144,14 @@ class ServiceState:
             raise UnknownIdError(field, item_id)
         return idx
 
+    def uid(self, user_id) -> str:
+        """The id a user has in this service's memory and store: their pseudonym, or the id as text."""
+        return self.pseudonyms(user_id) if self.pseudonyms is not None else str(user_id)
+
     def add_events(self, events: list[tuple[str, object, int, str | None]]) -> int:
         """Validate every item first, then store the batch durably, then update histories, in
         store order (writers are serialised)."""
+        events = [(self.uid(u), i, t, typ) for u, i, t, typ in events]
         with self._write:
             cat = self.catalogue  # items are only added under this lock: ids checked here stay valid
             indices = [self.item_index(e[1], f"events[{j}].item_id", cat) for j, e in enumerate(events)]
@@ -155,6 +163,7 @@ class ServiceState:
         return len(events)
 
     def labelled_history(self, user_id: str) -> tuple[list[int], list[int]] | None:
+        user_id = self.uid(user_id)
         with self._histories_lock:
             h = self.histories.get(str(user_id))
             return (list(h), list(self.likes[str(user_id)])) if h is not None else None
@@ -225,6 +234,7 @@ class ServiceState:
         return self._recommendations(cat, idx, cat.counts[idx].astype(np.float64))
 
     def history(self, user_id: str) -> list[int] | None:
+        user_id = self.uid(user_id)
         with self._histories_lock:
             h = self.histories.get(str(user_id))
             return list(h) if h is not None else None
@@ -263,11 +273,12 @@ class ServiceState:
         """The right to be forgotten: the user's stored events and relations are deleted and a
         tombstone hides their events in the run, at once and after restarts; their next request is
         a cold start. The trained weights are not changed (docs/privacy.md)."""
+        raw, user_id = user_id, self.uid(user_id)
         with self._write:
             with self._histories_lock:
                 known = user_id in self.histories or user_id in self.friends
             if not known and user_id not in self.forgotten:
-                raise UnknownIdError("user_id", user_id)
+                raise UnknownIdError("user_id", raw)
             in_run = user_id in self.run.dataset.users and user_id not in self.forgotten
             hidden = len(self.run.histories(np.array([self.run.dataset.users.index(user_id)]))[0]) if in_run else 0
             deleted = self.store.forget(user_id, int(time.time()))
@@ -277,7 +288,7 @@ class ServiceState:
                 for friend in self.friends.pop(user_id, set()):
                     self.friends.get(friend, set()).discard(user_id)
                 self.forgotten.add(user_id)
-        return {"user_id": user_id, "events_deleted": deleted, "training_events_hidden": hidden}
+        return {"user_id": raw, "events_deleted": deleted, "training_events_hidden": hidden}
 
     def _relate(self, a: str, b: str) -> None:
         self.friends.setdefault(a, set()).add(b)
@@ -288,6 +299,7 @@ class ServiceState:
         if self.social is None:
             raise LmrecError(f"run {self.run.path.name} was trained without --social: it has no blend weights for "
                              "neighbourhoods; train it with `lmrec train ... --social FILE`")
+        user_id, friend_id = self.uid(user_id), self.uid(friend_id)
         if user_id == friend_id:
             raise LmrecError("friend_id: a user cannot be their own friend")
         with self._write:
@@ -321,7 +333,7 @@ class ServiceState:
     def recommend_user(self, user_id: str, k: int) -> tuple[list[Recommendation], str]:
         cat = self.catalogue
         history = self.history(user_id)
-        social = self._social_recommend(user_id, history or [], k, cat)
+        social = self._social_recommend(self.uid(user_id), history or [], k, cat)
         if social is not None:
             return social, "social"
         if history:

@@ -57,8 +57,9 @@ def _column(df: pl.DataFrame, names: tuple[str, ...], given: str | None, role: s
 
 
 def read_social(path: str | Path, users: Vocabulary, *, user_col: str | None = None,
-                friend_col: str | None = None) -> tuple[np.ndarray, SocialReport]:
-    """(E, 2) user-index pairs (each undirected relation once, smaller index first) and a report."""
+                friend_col: str | None = None, user_map=None) -> tuple[np.ndarray, SocialReport]:
+    """(E, 2) user-index pairs (each undirected relation once, smaller index first) and a report;
+    ``user_map`` turns the file's ids into the data's (pseudonyms)."""
     path = Path(path)
     df = read_table(path, separator="\t" if path.suffix.lower() == ".dat" else None)
     a_col = _column(df, USER_NAMES, user_col, "user", path)
@@ -67,6 +68,8 @@ def read_social(path: str | Path, users: Vocabulary, *, user_col: str | None = N
     pairs = []
     for a, b in zip(df[a_col].to_list(), df[b_col].to_list(), strict=True):
         a, b = (None if v is None else str(v).strip() for v in (a, b))
+        if user_map is not None:
+            a, b = (None if v is None else user_map(v) for v in (a, b))
         if a is None or b is None or a not in users or b not in users:
             report.unknown_users += 1
             if len(report.unknown_examples) < 5:
