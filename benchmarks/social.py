@@ -36,13 +36,22 @@ def ms(x: np.ndarray) -> str:
     return f"{x.mean():.4f} +- {x.std(ddof=1) / np.sqrt(len(x)):.4f}" if len(x) > 1 else "-"
 
 
+def ratio_ci(a: np.ndarray, b: np.ndarray, seed: int = 0, n: int = 2000) -> tuple[float, float]:
+    """95% paired-bootstrap interval (users resampled) of mean(a) / mean(b)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), (n, len(a)))
+    r = a[idx].mean(1) / np.maximum(b[idx].mean(1), 1e-12)
+    return float(np.percentile(r, 2.5)), float(np.percentile(r, 97.5))
+
+
 def table(rows: list[dict]) -> str:
     head = ("| events kept | users | popularity | model | social only | blend (alpha, fof) | blend / popularity "
-            "| blend / model |")
+            "(95% CI) | blend / model (95% CI) |")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         out.append(f"| {r['cut']} | {r['users']:,} | {r['popularity']} | {r['model']} | {r['social']} | {r['blend']} "
-                   f"({r['alpha']:g}, {r['fof']:g}) | {r['vs_pop']:.2f} | {r['vs_model']:.2f} |")
+                   f"({r['alpha']:g}, {r['fof']:g}) | {r['vs_pop']:.2f} ({r['pop_ci'][0]:.2f}-{r['pop_ci'][1]:.2f}) "
+                   f"| {r['vs_model']:.2f} ({r['model_ci'][0]:.2f}-{r['model_ci'][1]:.2f}) |")
     return "\n".join(out)
 
 
@@ -77,10 +86,11 @@ if __name__ == "__main__":
                                "model": float(test.model[mask].mean()) if mask.any() else None}
         row = {"cut": cut, "users": len(test.users), "popularity": ms(test.popularity), "model": ms(test.model),
                "social": ms(test.social), "blend": ms(b), "alpha": best[0], "fof": best[1],
-               "vs_pop": b.mean() / max(test.popularity.mean(), 1e-12),
-               "vs_model": b.mean() / max(test.model.mean(), 1e-12), "by_degree": by_degree,
+               "vs_pop": float(b.mean() / max(test.popularity.mean(), 1e-12)),
+               "vs_model": float(b.mean() / max(test.model.mean(), 1e-12)), "by_degree": by_degree,
+               "pop_ci": ratio_ci(b, test.popularity), "model_ci": ratio_ci(b, test.model),
                "valid_blend": float(valid.blends[best].mean())}
         rows.append(row)
         append_jsonl(args.jsonl, row | {"run": str(args.run)})
-        print(row, flush=True)
+        print({k: (float(v) if isinstance(v, np.floating) else v) for k, v in row.items()}, flush=True)
     print(table(rows))
