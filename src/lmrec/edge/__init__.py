@@ -32,7 +32,7 @@ class EdgeError(LmrecError):
     """A bundle that cannot be used (missing or altered file, wrong format) or an unknown id."""
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -64,7 +64,7 @@ class Bundle:
             file = self.path / name
             if not file.is_file():
                 raise EdgeError(f"{file}: missing from the bundle (listed in {MANIFEST})")
-            if verify and _sha256(file) != digest:
+            if verify and sha256(file) != digest:
                 raise EdgeError(f"{file}: checksum mismatch (the file was altered or damaged); export again")
         self.manifest = m
         self.max_len: int | None = m["max_len"]
@@ -202,4 +202,4 @@ class EdgeRecommender:
         return len(data["ids"])
 
 
-__all__ = ["Bundle", "EdgeError", "EdgeRecommender"]
+__all__ = ["Bundle", "EdgeError", "EdgeRecommender", "sha256"]

@@ -14,7 +14,6 @@ items added after export (content models) for a device to append.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -28,6 +27,7 @@ import polars as pl
 import torch
 
 from lmrec.data.readers import read_items
+from lmrec.edge import sha256
 from lmrec.edge.quantise import quantise_rows
 from lmrec.errors import ConfigError, DataValidationError, RunError
 from lmrec.models.base import EdgeExportable, Recommender
@@ -86,14 +86,6 @@ def _save_array(root: Path, stem: str, rows: np.ndarray, int8: bool) -> dict:
     np.save(root / f"{stem}.int8.npy", q)
     np.save(root / f"{stem}.scale.npy", scale)
     return {"file": f"{stem}.int8.npy", "scale": f"{stem}.scale.npy", "dtype": "int8"}
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _quantise_graph(path: Path) -> None:
