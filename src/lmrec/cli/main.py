@@ -642,7 +642,10 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
     api_key: Annotated[str | None, typer.Option("--api-key", envvar="LMREC_API_KEY",
-                                                help="require this X-API-Key on write endpoints")] = None,
+                                                help="require this X-API-Key on write and admin endpoints")] = None,
+    keys: Annotated[Path | None, typer.Option("--keys", help="API keys with scopes (read / write / admin) and "
+                                              "per-key rate limits, from a TOML or JSON file (docs/privacy.md)")]
+    = None,
     fallback: Annotated[str, typer.Option("--fallback", help="unknown users: popularity or empty")] = "popularity",
     retrieval: Annotated[str, typer.Option("--retrieval", help="exact, faiss (HNSW index), or auto: faiss for "
                                            "sequence models with over 50,000 items")] = "auto",
@@ -663,13 +666,17 @@ def serve(
     import torch
 
     from lmrec.runs import Run
+    from lmrec.serving.auth import KeyRing
 
+    if keys is not None and api_key is not None:
+        raise LmrecError("give either --api-key or --keys, not both")
+    ring = KeyRing.from_file(keys) if keys is not None else None  # a bad file fails before the run loads
     torch.set_num_threads(threads)
     r = Run.open(run)
     state = ServiceState(r, EventStore(db or r.path / "events.db"), fallback=fallback, retrieval=retrieval)
     console.print(f"serving {r.model_name} ({len(state.catalogue.items):,} items, {state.n_users:,} users, "
                   f"{state.events_replayed:,} stored events replayed) on http://{host}:{port}")
-    uvicorn.run(create_app(state, api_key=api_key), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(state, api_key=api_key, keys=ring), host=host, port=port, log_level="warning")
 
 
 @app.command()

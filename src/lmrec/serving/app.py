@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from lmrec.serving.auth import KeyRing
 from lmrec.serving.routes import events, interest, items, ops, recommend, users, web
 from lmrec.serving.state import ServiceState, UnknownIdError
 
+MAX_BODY_BYTES = 4_000_000  # a full batch of 10,000 events is about 0.7 MB
+log = logging.getLogger("lmrec.serving")
 
-def create_app(state: ServiceState, *, api_key: str | None = None) -> FastAPI:
+
+def create_app(state: ServiceState, *, api_key: str | None = None, keys: KeyRing | None = None,
+               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """``api_key``: one admin key (reads open); ``keys``: keys with scopes and rate limits
+    (``lmrec.serving.auth``); request bodies over ``max_body_bytes`` get 413."""
     app = FastAPI(title="lmrec", description="Recommendations that react to what a user just did.",
                   version="0.1.0")
     app.state.service = state
-    app.state.api_key = api_key
+    app.state.keys = keys if keys is not None else (KeyRing.single(api_key) if api_key else None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Never a stack trace or an internal path in a response: they go to the service's log.
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(status_code=500, content={"detail": "internal error; the service log has the details"})
 
     @app.exception_handler(UnknownIdError)
     async def _unknown_id(request: Request, exc: UnknownIdError) -> JSONResponse:
@@ -24,6 +38,10 @@ def create_app(state: ServiceState, *, api_key: str | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def _observe(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
+            return JSONResponse(status_code=413, content={
+                "detail": f"request body over {max_body_bytes:,} bytes; send events in smaller batches"})
         t0 = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import Header, HTTPException, Request
 
+from lmrec.serving.auth import AuthError, Scope
 from lmrec.serving.state import ServiceState
 
 
@@ -11,8 +12,21 @@ def get_state(request: Request) -> ServiceState:
     return request.app.state.service
 
 
-def require_api_key(request: Request, x_api_key: str | None = Header(default=None)) -> None:
-    """Write endpoints need ``X-API-Key`` when the service was started with a key."""
-    expected = request.app.state.api_key
-    if expected is not None and x_api_key != expected:
-        raise HTTPException(status_code=401, detail="X-API-Key header missing or wrong")
+def require(scope: Scope):
+    """A dependency: the request's X-API-Key must have ``scope`` (when keys are configured; reads
+    only when the keys file says so), within its rate limit."""
+
+    def check(request: Request, x_api_key: str | None = Header(default=None)) -> None:
+        ring = request.app.state.keys
+        if ring is None:
+            return
+        try:
+            ring.check(x_api_key, scope, charge=not getattr(request.state, "charged", False))
+            request.state.charged = True
+        except AuthError as exc:
+            raise HTTPException(status_code=exc.status, detail=exc.detail, headers=exc.headers) from None
+
+    return check
+
+
+require_read, require_write, require_admin = require("read"), require("write"), require("admin")

@@ -5,10 +5,10 @@ import time
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from lmrec.serving.deps import get_state, require_api_key
+from lmrec.serving.deps import get_state, require_read, require_write
 from lmrec.serving.state import ServiceState
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], dependencies=[Depends(require_read)])
 MAX_BATCH = 10_000
 
 
@@ -29,7 +29,7 @@ class Accepted(BaseModel):
     accepted: int
 
 
-@router.post("/events", response_model=Accepted, status_code=201, dependencies=[Depends(require_api_key)])
+@router.post("/events", response_model=Accepted, status_code=201, dependencies=[Depends(require_write)])
 def post_events(body: EventBatch, state: ServiceState = Depends(get_state)) -> Accepted:
     """Store a batch durably (all or nothing), then update those users' histories."""
     now = int(time.time())

@@ -5,10 +5,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lmrec.data.labels import DISLIKE, LIKE, UNLABELLED
 from lmrec.errors import LmrecError
-from lmrec.serving.deps import get_state
+from lmrec.serving.deps import get_state, require_read
 from lmrec.serving.state import ServiceState, UnknownIdError
 
-router = APIRouter(tags=["interest"])
+router = APIRouter(tags=["interest"], dependencies=[Depends(require_read)])
 MAX_ITEMS = 1000
 
 

@@ -4,11 +4,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from lmrec.errors import LmrecError
-from lmrec.serving.deps import get_state, require_api_key
+from lmrec.serving.deps import get_state, require_admin, require_read
 from lmrec.serving.routes.recommend import MAX_K, Item
 from lmrec.serving.state import ServiceState
 
-router = APIRouter(tags=["items"])
+router = APIRouter(tags=["items"], dependencies=[Depends(require_read)])
 
 
 @router.get("/search", response_model=list[Item])
@@ -44,7 +44,7 @@ class NewItems(BaseModel):
     items: list[NewItem] = Field(min_length=1, max_length=1000)
 
 
-@router.post("/items", status_code=201, dependencies=[Depends(require_api_key)])
+@router.post("/items", status_code=201, dependencies=[Depends(require_admin)])
 def add_items(body: NewItems, state: ServiceState = Depends(get_state)) -> dict:
     """Add items with content; with a content model they are recommendable at once (zero-shot)."""
     try:

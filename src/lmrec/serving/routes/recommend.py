@@ -4,10 +4,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from lmrec.errors import LmrecError
-from lmrec.serving.deps import get_state
+from lmrec.serving.deps import get_state, require_read
 from lmrec.serving.state import ServiceState, UnknownIdError
 
-router = APIRouter(tags=["recommend"])
+router = APIRouter(tags=["recommend"], dependencies=[Depends(require_read)])
 MAX_K = 1000
 
 

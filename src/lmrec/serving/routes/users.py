@@ -5,10 +5,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from lmrec.errors import LmrecError
-from lmrec.serving.deps import get_state, require_api_key
+from lmrec.serving.deps import get_state, require_admin, require_read, require_write
 from lmrec.serving.state import ServiceState, UnknownIdError
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], dependencies=[Depends(require_read)])
 
 
 class AtomItem(BaseModel):
@@ -60,7 +60,7 @@ class RelationAccepted(BaseModel):
     relations: int = Field(description="the user's relations now")
 
 
-@router.post("/social", response_model=RelationAccepted, status_code=201, dependencies=[Depends(require_api_key)])
+@router.post("/social", response_model=RelationAccepted, status_code=201, dependencies=[Depends(require_write)])
 def add_relation(body: Relation, state: ServiceState = Depends(get_state)) -> RelationAccepted:
     """Relate two users (stored durably first); the user's next recommendation blends their
     neighbourhood in. Needs a run trained with --social (409 otherwise)."""
@@ -83,7 +83,7 @@ class Forgotten(BaseModel):
                                         "(the trained weights still reflect them until the next train)")
 
 
-@router.delete("/users/{user_id}", response_model=Forgotten, dependencies=[Depends(require_api_key)])
+@router.delete("/users/{user_id}", response_model=Forgotten, dependencies=[Depends(require_admin)])
 def forget_user(user_id: str, state: ServiceState = Depends(get_state)) -> Forgotten:
     """The right to be forgotten: delete the user's stored events and relations and hide their
     events in the run, at once; their next request is a cold start. A tombstone keeps them out

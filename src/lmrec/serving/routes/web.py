@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from lmrec.serving.deps import get_state
+from lmrec.serving.deps import get_state, require_read
 from lmrec.serving.state import ServiceState
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -39,7 +39,7 @@ def report_redirect() -> RedirectResponse:
     return RedirectResponse("/report/")  # the report's plot links are relative: plots/NAME.png
 
 
-@router.get("/report/", response_class=HTMLResponse)
+@router.get("/report/", response_class=HTMLResponse, dependencies=[Depends(require_read)])
 def report(state: ServiceState = Depends(get_state)) -> HTMLResponse:
     """The run's report.md (metrics by bucket, plots, what the model learned) as a page."""
     import markdown
@@ -53,7 +53,7 @@ def report(state: ServiceState = Depends(get_state)) -> HTMLResponse:
     return HTMLResponse(PAGE.format(title=f"report: {html.escape(state.run.path.name)}", body=body))
 
 
-@router.get("/report/plots/{name}")
+@router.get("/report/plots/{name}", dependencies=[Depends(require_read)])
 def report_plot(name: str, state: ServiceState = Depends(get_state)) -> FileResponse:
     plots = (state.run.path / "plots").resolve()
     path = (plots / name).resolve()
