@@ -117,7 +117,7 @@ def test_a_rejected_batch_stores_nothing(client, tmp_path):
 
 def test_adding_items_needs_a_content_model(client):
     r = client("POST", "/items", json={"items": [{"item_id": 500, "title": "x"}]}, headers=KEY)
-    assert r.status_code == 422 and "content model" in r.text
+    assert r.status_code == 409 and "content model" in r.text
 
 
 def test_new_item_with_text_is_recommendable_at_once_and_survives_restart(tmp_path):
@@ -148,7 +148,7 @@ def test_new_item_with_text_is_recommendable_at_once_and_survives_restart(tmp_pa
     assert call("GET", "/items/778").json()["title"] == "Item number 4"
     assert call("GET", "/items/777").json()["training_events"] == 0
     assert call("GET", "/similar/103?k=1").json()[0]["item_id"] == 777  # same text as item 103
-    assert call("POST", "/items", json={"items": [{"item_id": 777, "title": "again"}]}).status_code == 422
+    assert call("POST", "/items", json={"items": [{"item_id": 777, "title": "again"}]}).status_code == 409
     store.close()
     call = client_for(ServiceState(Run.open(tmp_path / "run"), EventStore(tmp_path / "events.db")))
     assert call("GET", "/similar/103?k=1").json()[0]["item_id"] == 777

@@ -12,11 +12,10 @@ router = APIRouter(tags=["items"], dependencies=[Depends(require_read)])
 
 
 @router.get("/search", response_model=list[Item])
-def search(q: str = Query(..., min_length=1, max_length=200, description="words that must all be in the title"),
+def search(q: str = Query(..., min_length=1, max_length=200, pattern=r"\S",
+                          description="words that must all be in the title"),
            k: int = Query(20, ge=1, le=MAX_K), state: ServiceState = Depends(get_state)) -> list[Item]:
     """Catalogue search by title (every word, any case), most trained-on first (score: training events)."""
-    if not q.strip():
-        raise HTTPException(status_code=422, detail="q: type at least one word to search for")
     return [Item(**r.__dict__) for r in state.search(q, k)]
 
 
@@ -49,6 +48,6 @@ def add_items(body: NewItems, state: ServiceState = Depends(get_state)) -> dict:
     """Add items with content; with a content model they are recommendable at once (zero-shot)."""
     try:
         n = state.add_items([item.model_dump() for item in body.items])
-    except LmrecError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    except LmrecError as exc:  # an id already in the catalogue, or a model without a content path
+        raise HTTPException(status_code=409, detail=str(exc)) from None
     return {"added": n, "catalogue_size": len(state.catalogue.items)}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lmrec.errors import LmrecError
 from lmrec.serving.deps import get_state, require_admin, require_read, require_write
@@ -54,6 +54,15 @@ class Relation(BaseModel):
     user_id: int | str = Field(description="a user (known or new)")
     friend_id: int | str = Field(description="someone they are related to (friend, follow); undirected")
 
+    @model_validator(mode="after")
+    def _two_users(self) -> Relation:
+        user, friend = str(self.user_id).strip(), str(self.friend_id).strip()
+        if not user or not friend:
+            raise ValueError("user_id and friend_id must not be empty")
+        if user == friend:
+            raise ValueError("friend_id: a user cannot be their own friend")
+        return self
+
 
 class RelationAccepted(BaseModel):
     user_id: str
@@ -65,10 +74,6 @@ def add_relation(body: Relation, state: ServiceState = Depends(get_state)) -> Re
     """Relate two users (stored durably first); the user's next recommendation blends their
     neighbourhood in. Needs a run trained with --social (409 otherwise)."""
     user, friend = str(body.user_id).strip(), str(body.friend_id).strip()
-    if not user or not friend:
-        raise HTTPException(status_code=422, detail="user_id and friend_id must not be empty")
-    if user == friend:
-        raise HTTPException(status_code=422, detail="friend_id: a user cannot be their own friend")
     try:
         n = state.add_relation(user, friend)
     except LmrecError as exc:
