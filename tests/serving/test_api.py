@@ -149,6 +149,11 @@ def test_new_item_with_text_is_recommendable_at_once_and_survives_restart(tmp_pa
     assert call("GET", "/items/777").json()["training_events"] == 0
     assert call("GET", "/similar/103?k=1").json()[0]["item_id"] == 777  # same text as item 103
     assert call("POST", "/items", json={"items": [{"item_id": 777, "title": "again"}]}).status_code == 409
+    # Found by fuzzing (they were 500s): an id twice in one request, an id of the wrong kind.
+    r = call("POST", "/items", json={"items": [{"item_id": 900, "title": "a"}, {"item_id": 900, "title": "b"}]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "items", 1, "item_id"]
+    r = call("POST", "/items", json={"items": [{"item_id": "", "title": "a"}]})
+    assert r.status_code == 422 and "integers" in r.json()["detail"][0]["msg"]
     store.close()
     call = client_for(ServiceState(Run.open(tmp_path / "run"), EventStore(tmp_path / "events.db")))
     assert call("GET", "/similar/103?k=1").json()[0]["item_id"] == 777

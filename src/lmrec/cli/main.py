@@ -305,7 +305,7 @@ def similar(
 @friendly_errors
 def onboarding(
     run: RunOpt,
-    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="slate size")] = 20,
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="slate size")] = 20,
 ) -> None:
     """A first slate for a new user with no history (the service's GET /onboarding).
 

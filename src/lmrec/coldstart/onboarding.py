@@ -13,6 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+MAX_CLUSTERS = 50
+MAX_SLATE = 100
 CANDIDATES_PER_SLOT = 10  # candidates: the top k * this items by popularity (at least 200)
 SVD_DIM = 32
 
@@ -56,7 +58,9 @@ def diverse_slate(vectors: np.ndarray, counts: np.ndarray, k: int, *, seed: int 
     """k item indices: popular items spread over the clusters of the popular part of the catalogue."""
     n_candidates = min(len(counts), max(200, CANDIDATES_PER_SLOT * k))
     candidates = np.argsort(-counts, kind="stable")[:n_candidates]
-    clusters = kmeans(vectors[candidates], min(k, len(candidates)), seed=seed)
+    # Past MAX_CLUSTERS the slate keeps cycling through the clusters rather than splitting them
+    # finer: k-means with hundreds of centres took over 10 s on ML-1M (found by fuzzing k=999).
+    clusters = kmeans(vectors[candidates], min(k, MAX_CLUSTERS, len(candidates)), seed=seed)
     weight = np.bincount(clusters, weights=counts[candidates].astype(float))
     queues = [list(candidates[clusters == j]) for j in np.argsort(-weight, kind="stable")]  # each most popular first
     slate: list[int] = []

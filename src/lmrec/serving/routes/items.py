@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from lmrec.errors import LmrecError
@@ -46,6 +47,20 @@ class NewItems(BaseModel):
 @router.post("/items", status_code=201, dependencies=[Depends(require_admin)])
 def add_items(body: NewItems, state: ServiceState = Depends(get_state)) -> dict:
     """Add items with content; with a content model they are recommendable at once (zero-shot)."""
+    ids = state.catalogue.items
+    bad = [{"loc": ("body", "items", j, "item_id"), "type": "value_error", "input": item.item_id,
+            "msg": f"item ids of this catalogue are {'integers' if ids.kind == 'int' else 'text'}"}
+           for j, item in enumerate(body.items)
+           if not str(item.item_id).strip() or (ids.kind == "int" and not isinstance(ids.coerce(item.item_id), int))]
+    seen: set[str] = set()
+    for j, item in enumerate(body.items):
+        key = str(ids.coerce(item.item_id))
+        if key in seen:
+            bad.append({"loc": ("body", "items", j, "item_id"), "type": "value_error", "input": item.item_id,
+                        "msg": "this item id appears twice in the request"})
+        seen.add(key)
+    if bad:  # raised as FastAPI's own validation error, so the 422 body is the documented one
+        raise RequestValidationError(bad)
     try:
         n = state.add_items([item.model_dump() for item in body.items])
     except LmrecError as exc:  # an id already in the catalogue, or a model without a content path

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from lmrec.coldstart.onboarding import MAX_SLATE
 from lmrec.errors import LmrecError
 from lmrec.serving.deps import get_state, require_read
 from lmrec.serving.state import ServiceState, UnknownIdError
@@ -70,7 +71,7 @@ def recommend_user(user_id: str, k: int = Query(10, ge=1, le=MAX_K),
 
 
 @router.get("/onboarding", response_model=list[Item], response_model_exclude_unset=True)
-def onboarding(k: int = Query(20, ge=1, le=MAX_K), state: ServiceState = Depends(get_state)) -> list[Item]:
+def onboarding(k: int = Query(20, ge=1, le=MAX_SLATE), state: ServiceState = Depends(get_state)) -> list[Item]:
     """A first slate for someone with no history: popular items spread over the catalogue's main
     clusters, so that the first clicks tell the model the most (score: training events)."""
     return [Item(**r.__dict__) for r in state.onboarding(k)]
