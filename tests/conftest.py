@@ -56,9 +56,10 @@ def make_items(n_items: int = 20) -> pl.DataFrame:
                          "category": ["even" if i % 2 == 0 else "odd" for i in range(n_items)]})
 
 
-def tiny_run(folder: Path, model: str = "sasrec", **sections):
-    """Train ``model`` on the cycle events with their items file into ``folder / "run"`` (a small
-    network, a few epochs, no progress bars); ``sections`` replace config sections."""
+def tiny_run(folder: Path, model_name: str = "sasrec", **sections):
+    """Train ``model_name`` on the cycle events with their items file into ``folder / "run"`` (a
+    small network, a few epochs, no progress bars); ``sections`` replace config sections (``model={}``
+    for models without d_model / max_len)."""
     from lmrec.config import RunConfig
     from lmrec.pipeline import train_run
 
@@ -66,7 +67,7 @@ def tiny_run(folder: Path, model: str = "sasrec", **sections):
     make_items().write_csv(folder / "items.csv")
     config = RunConfig.model_validate({"model": {"d_model": 16, "max_len": 10}, "training": {"epochs": 5},
                                        "runtime": {"progress": False}} | sections)
-    return train_run(folder / "events.csv", model, folder / "run", config, items=folder / "items.csv",
+    return train_run(folder / "events.csv", model_name, folder / "run", config, items=folder / "items.csv",
                      log=lambda *_: None)
 
 

@@ -646,6 +646,9 @@ def serve(
     keys: Annotated[Path | None, typer.Option("--keys", help="API keys with scopes (read / write / admin) and "
                                               "per-key rate limits, from a TOML or JSON file (docs/privacy.md)")]
     = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM): serve HTTPS")]
+    = None,
+    ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="TLS certificate chain (PEM)")] = None,
     fallback: Annotated[str, typer.Option("--fallback", help="unknown users: popularity or empty")] = "popularity",
     retrieval: Annotated[str, typer.Option("--retrieval", help="exact, faiss (HNSW index), or auto: faiss for "
                                            "sequence models with over 50,000 items")] = "auto",
@@ -671,12 +674,20 @@ def serve(
     if keys is not None and api_key is not None:
         raise LmrecError("give either --api-key or --keys, not both")
     ring = KeyRing.from_file(keys) if keys is not None else None  # a bad file fails before the run loads
+    if (ssl_keyfile is None) != (ssl_certfile is None):
+        raise LmrecError("HTTPS needs both --ssl-keyfile and --ssl-certfile")
+    for path in (ssl_keyfile, ssl_certfile):
+        if path is not None and not path.is_file():
+            raise LmrecError(f"{path}: no such file")
     torch.set_num_threads(threads)
     r = Run.open(run)
     state = ServiceState(r, EventStore(db or r.path / "events.db"), fallback=fallback, retrieval=retrieval)
+    scheme = "https" if ssl_certfile else "http"
     console.print(f"serving {r.model_name} ({len(state.catalogue.items):,} items, {state.n_users:,} users, "
-                  f"{state.events_replayed:,} stored events replayed) on http://{host}:{port}")
-    uvicorn.run(create_app(state, api_key=api_key, keys=ring), host=host, port=port, log_level="warning")
+                  f"{state.events_replayed:,} stored events replayed) on {scheme}://{host}:{port}")
+    uvicorn.run(create_app(state, api_key=api_key, keys=ring), host=host, port=port, log_level="warning",
+                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+                ssl_certfile=str(ssl_certfile) if ssl_certfile else None)
 
 
 @app.command()
