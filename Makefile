@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[text,serve,export,test]"
+	$(BIN)/python -m pip install --quiet -e ".[text,serve,export,privacy,test]"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -17,6 +17,7 @@ so a failed or interrupted ``train`` never leaves a half-written run or damages 
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tempfile
@@ -34,7 +35,7 @@ from lmrec.errors import DataValidationError, RunError
 from lmrec.explain.attribution import Explainer, explanation_dict
 from lmrec.explain.interests import InterestCodes, describe_atoms, interests_of
 from lmrec.models.base import InterestPredictor, Recommender
-from lmrec.privacy import PseudonymVocabulary
+from lmrec.privacy import PseudonymVocabulary, crypto
 from lmrec.social import SOCIAL_DIR, Social, blend_social
 
 RUN_FILE = "run.json"
@@ -55,8 +56,10 @@ class Run:
         if not (path / RUN_FILE).exists():
             raise RunError(f"{path} is not a run directory (no {RUN_FILE}); create one with `lmrec train`")
         meta = json.loads((path / RUN_FILE).read_text())
-        events = pl.read_parquet(path / "data" / "events.parquet")
-        users = Vocabulary.load(path / "data" / "users.json")
+        privacy = meta["config"].get("privacy", {})
+        key = crypto.load_data_key(privacy.get("data_key_file")) if privacy.get("encrypt") else None
+        events = pl.read_parquet(io.BytesIO(crypto.read(path, "data/events.parquet", key)))
+        users = Vocabulary(json.loads(crypto.read(path, "data/users.json", key))["ids"])
         items = Vocabulary.load(path / "data" / "items.json")
         info_path = path / "data" / "items.parquet"
         inter = Interactions(events["user"].to_numpy(), events["item"].to_numpy(), events["timestamp"].to_numpy(),
@@ -86,7 +89,10 @@ class Run:
 
     def social(self) -> Social | None:
         """The run's relations and blend weights (``train --social``), or None."""
-        return Social.load(self.path / SOCIAL_DIR) if (self.path / SOCIAL_DIR).exists() else None
+        if not (self.path / SOCIAL_DIR).exists():
+            return None
+        key = crypto.load_data_key(self.config.privacy.data_key_file) if self.config.privacy.encrypt else None
+        return Social.load(self.path / SOCIAL_DIR, pairs=crypto.read(self.path, f"{SOCIAL_DIR}/pairs.parquet", key))
 
     def recommend(self, users: list | None, k: int, exclude_seen: bool = True) -> pl.DataFrame:
         """``user_id, rank, item_id, score`` with original ids; ``users=None`` means every user.
@@ -243,6 +249,9 @@ def write_run(out: Path, *, meta: dict, dataset: Dataset, labels: np.ndarray, mo
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_text(text)
         (tmp / RUN_FILE).write_text(json.dumps(meta, indent=2, default=str))
+        privacy = meta.get("config", {}).get("privacy", {})
+        if privacy.get("encrypt"):  # before the run becomes visible: no plaintext copy is ever in place
+            crypto.encrypt_files(tmp, crypto.load_data_key(privacy.get("data_key_file")))
         if out.exists():
             old = out.with_name(f".{out.name}.old-{tmp.name[-8:]}")
             out.rename(old)

@@ -396,6 +396,35 @@ def forget(
 
 @app.command()
 @friendly_errors
+def rekey(
+    run: RunOpt,
+    new_key_file: Annotated[Path, typer.Option("--new-key-file", help="file holding the new 32-byte data key (hex "
+                                               "or base64)")],
+) -> None:
+    """Rotate the data key of an encrypted run (privacy.encrypt).
+
+    The old key comes from $LMREC_DATA_KEY or the run's privacy.data_key_file. Every personal file
+    is decrypted and checked first, then replaced atomically under the new key: a wrong old key
+    changes nothing. Afterwards give the new key to everything that opens the run.
+    """
+    import json
+
+    from lmrec.privacy import crypto
+
+    meta = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else None
+    if meta is None:
+        raise LmrecError(f"{run} is not a run directory (no run.json)")
+    privacy = meta["config"].get("privacy", {})
+    if not privacy.get("encrypt"):
+        raise LmrecError(f"run {run} is not encrypted (privacy.encrypt is off)")
+    old = crypto.load_data_key(privacy.get("data_key_file"))
+    new = crypto.load_data_key(str(new_key_file))
+    done = crypto.rekey(run, old, new)
+    console.print(f"[green]re-encrypted[/] {', '.join(done)} under the new key")
+
+
+@app.command()
+@friendly_errors
 def compress(
     run: RunOpt,
     method: Annotated[str, typer.Option("--method", help="int8 | bf16: quantise the stored arrays; prune: zero the "

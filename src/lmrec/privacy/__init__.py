@@ -32,6 +32,9 @@ class PrivacyConfig(BaseModel):
     pseudonymise: bool = Field(False, description="replace user ids by a keyed HMAC-SHA256 at ingestion (key: "
                                f"${KEY_ENV} or key_file)")
     key_file: str | None = Field(None, description="file holding the pseudonymisation key (else $LMREC_ID_KEY)")
+    encrypt: bool = Field(False, description="encrypt the run's personal data (events, user ids, relations) with "
+                          "AES-256-GCM; key: $LMREC_DATA_KEY or data_key_file")
+    data_key_file: str | None = Field(None, description="file holding the 32-byte data key (else $LMREC_DATA_KEY)")
     coarsen_time: Literal["none", "day", "week"] = Field(
         "none", description="round event timestamps down to the day or week (a quasi-identifier); the order of a "
         "user's events within one period is then their file order")

@@ -3,6 +3,7 @@ neighbourhood blended with the model's (``lmrec train --social FILE``)."""
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +43,11 @@ class Social:
         (path / "weights.json").write_text(json.dumps(self.weights.to_dict(), indent=2))
 
     @classmethod
-    def load(cls, path: str | Path) -> Social:
+    def load(cls, path: str | Path, pairs: bytes | None = None) -> Social:
+        """``pairs``: the parquet file's bytes when the caller has them (decrypted)."""
         path = Path(path)
-        return cls(load_pairs(path / "pairs.parquet"), SocialWeights(**json.loads((path / "weights.json").read_text())))
+        return cls(load_pairs(io.BytesIO(pairs) if pairs is not None else path / "pairs.parquet"),
+                   SocialWeights(**json.loads((path / "weights.json").read_text())))
 
 
 def index_pairs(social: Social, users) -> np.ndarray:

@@ -103,6 +103,6 @@ def id_pairs(pairs: np.ndarray, users: Vocabulary) -> list[tuple[str, str]]:
     return [(str(users.ids[i]), str(users.ids[j])) for i, j in pairs]
 
 
-def load_pairs(path: Path) -> list[tuple[str, str]]:
-    df = pl.read_parquet(path)
+def load_pairs(source) -> list[tuple[str, str]]:
+    df = pl.read_parquet(source)
     return list(zip(df["user_id"].to_list(), df["friend_id"].to_list(), strict=True))
