@@ -4,7 +4,8 @@
       manifest.json      format, model, inputs, array files, sha256 of every file, parity measured at export
       encoder.onnx       the query network: tokens (B, L) [+ per-token tables] -> query (B, D)
       tables/NAME.npy    per-token tables the graph reads (row 0: padding); int8 + NAME.scale.npy with --int8
-      items.npy          (n_items, D) item vectors: scores = query @ items.T (int8 + scale with --int8)
+      items.npy          (n_items, D) item vectors: scores = query @ items.T (int8 + scale with --int8;
+                         none for tied models, whose item vectors are their table's rows)
       items.json         original item ids in index order
 
 The runtime is :mod:`lmrec.edge` (numpy + onnxruntime). The bundle holds no user ids and no
