@@ -117,6 +117,20 @@ def test_structured_masks_remove_whole_hidden_units():
     assert masks["2.weight"].all(dim=0).tolist() == kept.tolist()  # their outgoing columns go too
 
 
+def test_head_masks_remove_whole_heads():
+    from lmrec.models.sasrec import Block, SASRecConfig
+    from lmrec.training.pruning import head_masks
+
+    block = Block(SASRecConfig(d_model=8, n_heads=2, max_len=5, dropout=0.0, block="pre_ln"))
+    with torch.no_grad():
+        block.proj.weight[:, :4].mul_(0.01)  # head 0 barely reaches the output
+    masks = head_masks(nn.ModuleDict({"b": block}), 0.5)
+    rows = masks["b.qkv.weight"].all(dim=1).view(3, 2, 4)
+    assert not rows[:, 0].any() and rows[:, 1].all()  # head 0's q, k and v rows go, head 1's stay
+    assert masks["b.proj.weight"].all(dim=0).tolist() == [False] * 4 + [True] * 4
+    assert head_masks(nn.ModuleDict({"b": block}), 0.4) == {}  # 0.4 x 2 heads rounds down to none
+
+
 def test_structured_pruning_of_a_run(run_dir, tmp_path):
     record = compress_run(Run.open(run_dir), tmp_path / "s", "prune", sparsity=0.5, structured=True,
                           log=lambda *_: None)

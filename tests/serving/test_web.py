@@ -120,6 +120,7 @@ def test_report_page_in_the_browser(server):
             with page.expect_popup() as popup:
                 page.get_by_role("link", name="Run report (metrics, plots, item map)").click()
             report = popup.value
+            report.wait_for_load_state("load")  # images included
             expect(report.locator("h1").first).to_be_visible()
             images = report.locator("img")
             assert images.count() >= 2

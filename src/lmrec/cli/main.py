@@ -433,7 +433,8 @@ def compress(
     sparsity: Annotated[float, typer.Option("--sparsity", min=0.0, max=0.99, help="prune: share of each weight "
                                             "matrix set to zero")] = 0.5,
     structured: Annotated[bool, typer.Option("--structured", help="prune: remove whole hidden units of the "
-                                             "feed-forward layers (Transformer FFN, DNN MLP) instead of single weights")]
+                                             "feed-forward layers (Transformer FFN, DNN MLP) and whole attention heads "
+                                             "(rounded down, one kept) instead of single weights")]
     = False,
     fine_tune_epochs: Annotated[int, typer.Option("--fine-tune-epochs", min=0, help="prune: epochs of fine-tuning "
                                                   "with the pruned weights held at zero (validation keeps the best)")]

@@ -4,7 +4,7 @@
 one and the evaluated one), restored to float32 on load (``lmrec.models.storage``); compute stays
 float32 in torch, and int8 compute is what an ``lmrec export --int8`` bundle runs.
 ``prune``: magnitude pruning of the network's weight matrices at a chosen sparsity, each layer to
-that sparsity (``structured``: whole hidden units of the feed-forward layers instead), then
+that sparsity (``structured``: whole feed-forward hidden units and attention heads instead), then
 (``fine_tune_epochs``) a short fine-tune with the pruned weights held at zero: the evaluated
 model on the training part with validation choosing the epoch, the served model on every event
 for that many epochs. Pruned weights are stored as zeros; with ``storage`` they are
@@ -25,7 +25,7 @@ from lmrec.evaluation.evaluator import Validator
 from lmrec.models.base import Recommender
 from lmrec.models.sequential import NeuralRecommender
 from lmrec.models.storage import METHODS as STORAGE_METHODS
-from lmrec.training.pruning import PruningMasks, apply_masks, channel_masks, magnitude_masks, sparsity_of
+from lmrec.training.pruning import PruningMasks, apply_masks, magnitude_masks, sparsity_of, structured_masks
 
 METHODS = (*STORAGE_METHODS, "prune")
 MODEL_DIRS = ("model-eval", "model")  # evaluated first: its fine-tune chooses the served model's epochs
@@ -40,7 +40,7 @@ def _prune(model: Recommender, sparsity: float, structured: bool, data, valid, e
     if not isinstance(model, NeuralRecommender):
         raise RunError(f"model {model.name!r} has no weight matrices to prune (neural models: sasrec, sasrec-text, "
                        "dnn); quantise it with --method int8 instead")
-    masks = (channel_masks if structured else magnitude_masks)(model.net, sparsity)
+    masks = (structured_masks if structured else magnitude_masks)(model.net, sparsity)
     apply_masks(model.net, masks)
     if epochs:
         log(f"fine-tuning {model.name} for up to {epochs} epochs with {sparsity:.0%} of its weight matrices at zero")

@@ -59,6 +59,40 @@ def channel_masks(net: nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
     return masks
 
 
+def head_masks(net: nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
+    """Structured pruning of attention: in every module with ``qkv`` and ``proj`` linear layers and
+    ``n_heads`` (a Transformer block), the ``sparsity`` share of heads (rounded down, at least one
+    kept) with the smallest ||output projection columns|| is removed whole: its query, key and
+    value rows and its output columns. A removed head contributes nothing to the block."""
+    masks = {}
+    for name, module in net.named_modules():
+        qkv, proj, heads = getattr(module, "qkv", None), getattr(module, "proj", None), getattr(module, "n_heads", 0)
+        if not (isinstance(qkv, nn.Linear) and isinstance(proj, nn.Linear)) or heads < 2:
+            continue
+        d = proj.in_features
+        hd = d // heads
+        importance = proj.weight.detach().view(proj.out_features, heads, hd).norm(dim=(0, 2))  # (H,)
+        drop = min(heads - 1, int(sparsity * heads))
+        if not drop:
+            continue
+        gone = torch.topk(importance, drop, largest=False).indices
+        keep_rows = torch.ones(3, heads, hd, dtype=torch.bool)  # q, k, v rows of qkv
+        keep_rows[:, gone] = False
+        keep_cols = torch.ones(heads, hd, dtype=torch.bool)
+        keep_cols[gone] = False
+        prefix = f"{name}." if name else ""
+        masks[f"{prefix}qkv.weight"] = keep_rows.reshape(-1)[:, None].expand_as(qkv.weight).clone()
+        if qkv.bias is not None:
+            masks[f"{prefix}qkv.bias"] = keep_rows.reshape(-1).clone()
+        masks[f"{prefix}proj.weight"] = keep_cols.reshape(-1)[None, :].expand_as(proj.weight).clone()
+    return masks
+
+
+def structured_masks(net: nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
+    """Feed-forward hidden units and attention heads, each at ``sparsity``."""
+    return channel_masks(net, sparsity) | head_masks(net, sparsity)
+
+
 def apply_masks(net: nn.Module, masks: dict[str, torch.Tensor]) -> None:
     params = dict(net.named_parameters())
     with torch.no_grad():
