@@ -364,8 +364,7 @@ def forget(
     run: Annotated[Path | None, typer.Option("--run", help="the run the store serves: with privacy.pseudonymise, "
                                              "the raw ids are mapped with its key (LMREC_ID_KEY)")] = None,
 ) -> None:
-    """The right to be forgotten, offline: delete users' events and relations from an event store
-    and leave tombstones.
+    """The right to be forgotten, offline: delete users' stored events and relations, leave tombstones.
 
     A service started on the store hides the users' events in its run too (their next request is
     a cold start), and `lmrec train ... --forget-db DB` leaves them out of the next model. The
