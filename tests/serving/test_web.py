@@ -31,6 +31,9 @@ def test_pages_and_assets_are_served(tmp_path):
     user = call_service(run, db, "GET", "/users/u3?k=2").json()
     assert user["events"] == 8 and len(user["recent"]) == 2
     assert call_service(run, db, "GET", "/users/nobody").status_code == 404
+    png = call_service(run, db, "GET", "/users/u3/map.png")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
+    assert call_service(run, db, "GET", "/users/nobody/map.png").status_code == 404
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +98,9 @@ def test_a_session_in_the_browser(server, tmp_path, width):
             page.get_by_label("Known user id").fill(user)
             page.get_by_role("button", name="Show this user").click()
             expect(page.locator("#who")).to_contain_text(f"User {user}, 8 events")
+            page.get_by_text("On the item map").click()
+            expect(page.get_by_alt_text(f"User {user}'s history and recommendations on the item map",
+                                        exact=False)).to_be_visible()
             expect(page.get_by_role("alert")).to_be_hidden()
             page.locator("#recs li").first.get_by_role("button").click()
             expect(page.get_by_role("alert")).to_contain_text("needs the service's API key")  # started with one

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import threading
+
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lmrec.errors import LmrecError
 from lmrec.serving.deps import get_state, require_admin, require_read, require_write
 from lmrec.serving.state import ServiceState, UnknownIdError
 
+_PLOTTING = threading.Lock()  # pyplot keeps global state: one figure at a time
 router = APIRouter(tags=["users"], dependencies=[Depends(require_read)])
 
 
@@ -94,6 +97,27 @@ def forget_user(user_id: str, state: ServiceState = Depends(get_state)) -> Forgo
     events in the run, at once; their next request is a cold start. A tombstone keeps them out
     of replays and of `lmrec train --forget-db` (docs/privacy.md)."""
     return Forgotten(**state.forget_user(user_id))
+
+
+@router.get("/users/{user_id}/map.png", response_class=Response,
+            responses={200: {"content": {"image/png": {}}, "description": "the user on the item map"}})
+def user_map_png(user_id: str, state: ServiceState = Depends(get_state)) -> Response:
+    """The user's history and top-10 on the item map (a 2-D projection of the model's item vectors),
+    with their interest atoms named by top titles; from the run's data (events posted since are
+    not drawn). 409 for models without item vectors."""
+    import tempfile
+    from pathlib import Path
+
+    from lmrec.explain.visuals import user_map
+
+    run = state.run
+    if user_id not in run.dataset.users:
+        raise UnknownIdError("user_id", user_id)
+    with tempfile.TemporaryDirectory() as tmp, _PLOTTING:
+        path = Path(tmp) / "map.png"
+        if not user_map(run, user_id, path):
+            raise HTTPException(status_code=409, detail=f"model {run.model_name!r} has no item vectors to draw a map")
+        return Response(path.read_bytes(), media_type="image/png")
 
 
 @router.get("/users/{user_id}/interests", response_model=InterestsResponse)

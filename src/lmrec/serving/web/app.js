@@ -107,6 +107,10 @@ async function refresh() {
         api("GET", "/recommend/" + encodeURIComponent(state.user) + "?k=10&explain=true")]);
       $("who").textContent = "User " + user.user_id + ", " + user.events + " events; latest: " +
         (user.recent.map((r) => r.title).join("; ") || "none");
+      const map = el("img", { src: "/users/" + encodeURIComponent(state.user) + "/map.png", class: "map",
+        alt: "User " + state.user + "'s history and recommendations on the item map, with their interest groups" });
+      map.addEventListener("error", () => map.remove());  // models without item vectors have no map
+      $("who").append(el("details", {}, el("summary", {}, "On the item map"), map));
       showRecommendations(recs.items, recs.source === "model" ? "From the model, after this user's whole history."
         : "This user has no events yet: popular items.");
     } else if (!state.session.length) {
