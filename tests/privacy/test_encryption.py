@@ -92,3 +92,44 @@ def test_unencrypted_runs_are_unchanged(tmp_path):
     assert json.loads((tmp_path / "run" / "data" / "users.json").read_text())["kind"] == "str"
     result = CliRunner().invoke(app, ["rekey", "--run", str(tmp_path / "run"), "--new-key-file", "x"])
     assert result.exit_code == 2 and "is not encrypted" in result.output
+
+
+def test_the_event_store_of_an_encrypted_run_is_encrypted(encrypted_run, tmp_path, monkeypatch):
+    import asyncio
+
+    import httpx
+
+    from lmrec.serving import ServiceState, create_app
+    from lmrec.serving.store import EventStore
+
+    db = tmp_path / "events.db"
+    store = EventStore.open(db, Run.open(encrypted_run))
+    app_ = create_app(ServiceState(Run.open(encrypted_run), store))
+
+    async def post():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app_), base_url="http://t") as c:
+            return await c.post("/events", json={"events": [{"user_id": "secret-user-42", "item_id": 101}]})
+
+    assert asyncio.run(post()).status_code == 201
+    store.close()
+    raw = db.read_bytes() + (db.with_name("events.db-wal").read_bytes() if db.with_name("events.db-wal").exists()
+                             else b"")
+    assert not raw.startswith(b"SQLite format 3") and b"secret-user-42" not in raw
+    monkeypatch.delenv(DATA_KEY_ENV)
+    from lmrec.errors import LmrecError
+
+    with pytest.raises(LmrecError, match="is encrypted: set \\$LMREC_DATA_KEY"):
+        EventStore.open(db)
+    monkeypatch.setenv(DATA_KEY_ENV, OTHER)
+    with pytest.raises(LmrecError, match="cannot be opened .*wrong data key"):
+        EventStore.open(db)
+    # Rotation re-keys the run and its store together.
+    monkeypatch.setenv(DATA_KEY_ENV, KEY)
+    new = tmp_path / "new.key"
+    new.write_text(OTHER)
+    result = CliRunner().invoke(app, ["rekey", "--run", str(encrypted_run), "--new-key-file", str(new), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv(DATA_KEY_ENV, OTHER)
+    reopened = EventStore.open(db, Run.open(encrypted_run))
+    assert reopened.all()[0][0] == "secret-user-42"
+    reopened.close()

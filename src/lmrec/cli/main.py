@@ -140,7 +140,7 @@ def train(
 
         if not forget_db.exists():
             raise LmrecError(f"--forget-db {forget_db}: no such event store")
-        store = EventStore(forget_db)
+        store = EventStore.open(forget_db)
         forgotten = set(store.tombstones())
         store.close()
     result = train_run(data, model, out, cfg, items=items, social=social,
@@ -377,14 +377,15 @@ def forget(
 
     if not db.exists():
         raise LmrecError(f"{db}: no such event store")
-    ids = list(user)
+    ids, opened = list(user), None
     if run is not None:
         from lmrec.privacy import Pseudonymiser
         from lmrec.runs import Run
 
-        pseudonyms = Pseudonymiser.of(Run.open(run).config.privacy)
+        opened = Run.open(run)
+        pseudonyms = Pseudonymiser.of(opened.config.privacy)
         ids = [pseudonyms(u) for u in ids] if pseudonyms else ids
-    store = EventStore(db)
+    store = EventStore.open(db, opened)
     try:
         for u, stored in zip(user, ids, strict=True):
             n = store.forget(stored, int(time.time()))
@@ -399,6 +400,8 @@ def rekey(
     run: RunOpt,
     new_key_file: Annotated[Path, typer.Option("--new-key-file", help="file holding the new 32-byte data key (hex "
                                                "or base64)")],
+    db: Annotated[Path | None, typer.Option("--db", help="the run's encrypted event store, re-keyed too (default: "
+                                            "RUN/events.db when it exists)")] = None,
 ) -> None:
     """Rotate the data key of an encrypted run (privacy.encrypt).
 
@@ -418,7 +421,15 @@ def rekey(
         raise LmrecError(f"run {run} is not encrypted (privacy.encrypt is off)")
     old = crypto.load_data_key(privacy.get("data_key_file"))
     new = crypto.load_data_key(str(new_key_file))
+    from lmrec.serving.store import EventStore
+
+    db = db or (run / "events.db" if (run / "events.db").exists() else None)
+    store = EventStore(db, old) if db is not None else None  # opened (and checked) before anything changes
     done = crypto.rekey(run, old, new)
+    if store is not None:
+        store.rekey(new)
+        store.close()
+        done.append(str(db))
     console.print(f"[green]re-encrypted[/] {', '.join(done)} under the new key")
 
 
@@ -710,7 +721,7 @@ def serve(
             raise LmrecError(f"{path}: no such file")
     torch.set_num_threads(threads)
     r = Run.open(run)
-    state = ServiceState(r, EventStore(db or r.path / "events.db"), fallback=fallback, retrieval=retrieval)
+    state = ServiceState(r, EventStore.open(db or r.path / "events.db", r), fallback=fallback, retrieval=retrieval)
     scheme = "https" if ssl_certfile else "http"
     console.print(f"serving {r.model_name} ({len(state.catalogue.items):,} items, {state.n_users:,} users, "
                   f"{state.events_replayed:,} stored events replayed) on {scheme}://{host}:{port}")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
+
+from lmrec.errors import LmrecError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -32,17 +35,75 @@ CREATE TABLE IF NOT EXISTS items (
 """
 
 
-class EventStore:
-    """Append-only event log. ``synchronous=FULL`` so an acknowledged write survives a crash."""
+PLAIN_HEADER = b"SQLite format 3\x00"
 
-    def __init__(self, path: str | Path) -> None:
+
+def is_encrypted(path: Path) -> bool:
+    """An existing store that is not plain SQLite (SQLCipher pages look random from byte 0)."""
+    return path.exists() and path.stat().st_size > 0 and path.read_bytes()[:16] != PLAIN_HEADER
+
+
+def _connect(path: Path, key: bytes | None) -> tuple[object, tuple[type[Exception], ...]]:
+    """A connection and the database-error types it raises."""
+    if key is None:
+        return sqlite3.connect(path, check_same_thread=False, isolation_level=None), (sqlite3.DatabaseError,)
+    try:
+        import sqlcipher3
+    except ImportError:
+        raise LmrecError("an encrypted event store needs SQLCipher: pip install 'lmrec[privacy]'") from None
+    conn = sqlcipher3.connect(str(path), check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA cipher_log_level = NONE")  # its own stderr lines would duplicate our error
+    conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")  # a raw 256-bit key: no passphrase derivation
+    return conn, (sqlite3.DatabaseError, sqlcipher3.DatabaseError)
+
+
+class EventStore:
+    """Append-only event log. ``synchronous=FULL`` so an acknowledged write survives a crash.
+
+    With ``key`` (32 bytes: the run's data key, privacy.encrypt) the whole database is encrypted
+    and authenticated page by page with SQLCipher; a missing or wrong key, or a damaged file, is
+    one clear error."""
+
+    def __init__(self, path: str | Path, key: bytes | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(SCHEMA)
+        if key is None and is_encrypted(self.path):
+            raise LmrecError(f"event store {self.path} is encrypted: set $LMREC_DATA_KEY to its data key")
+        self._conn, errors = _connect(self.path, key)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(SCHEMA)
+        except errors as exc:
+            self._conn.close()
+            raise LmrecError(f"event store {self.path} cannot be opened ({exc}): "
+                             + ("wrong data key, a plain store opened with a key, or a damaged file" if key is not None
+                                else "not an lmrec event store")) from None
+
+    @classmethod
+    def open(cls, path: str | Path, run=None) -> EventStore:
+        """The store of ``run`` (encrypted with its data key when the run's privacy.encrypt is on), or,
+        without a run, a store that is encrypted when its file is (key from $LMREC_DATA_KEY)."""
+        from lmrec.privacy.crypto import DATA_KEY_ENV, load_data_key
+
+        path = Path(path)
+        if run is not None:
+            privacy = run.config.privacy
+            key = load_data_key(privacy.data_key_file) if privacy.encrypt else None
+        elif is_encrypted(path):
+            if not os.environ.get(DATA_KEY_ENV):
+                raise LmrecError(f"event store {path} is encrypted: set ${DATA_KEY_ENV} to its data key")
+            key = load_data_key()
+        else:
+            key = None
+        return cls(path, key)
+
+    def rekey(self, new_key: bytes) -> None:
+        """Re-encrypt the whole store under ``new_key`` (SQLCipher's rekey: one transaction)."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.execute(f"PRAGMA rekey = \"x'{new_key.hex()}'\"")
 
     def append(self, events: list[tuple[str, str, int, str | None]]) -> None:
         """Store a batch atomically: all events or none."""
