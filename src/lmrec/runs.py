@@ -250,7 +250,9 @@ def write_run(out: Path, *, meta: dict, dataset: Dataset, labels: np.ndarray, mo
             (tmp / name).write_text(text)
         (tmp / RUN_FILE).write_text(json.dumps(meta, indent=2, default=str))
         privacy = meta.get("config", {}).get("privacy", {})
-        if privacy.get("encrypt"):  # before the run becomes visible: no plaintext copy is ever in place
+        # Before the run becomes visible. The plaintext existed only in this temporary directory and
+        # is overwritten, not securely erased: keep runs on an encrypted disk if that matters.
+        if privacy.get("encrypt"):
             crypto.encrypt_files(tmp, crypto.load_data_key(privacy.get("data_key_file")))
         if out.exists():
             old = out.with_name(f".{out.name}.old-{tmp.name[-8:]}")
