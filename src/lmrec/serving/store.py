@@ -40,7 +40,10 @@ PLAIN_HEADER = b"SQLite format 3\x00"
 
 def is_encrypted(path: Path) -> bool:
     """An existing store that is not plain SQLite (SQLCipher pages look random from byte 0)."""
-    return path.exists() and path.stat().st_size > 0 and path.read_bytes()[:16] != PLAIN_HEADER
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as f:  # the header only: a store can be gigabytes
+        return f.read(len(PLAIN_HEADER)) != PLAIN_HEADER
 
 
 def _connect(path: Path, key: bytes | None) -> tuple[object, tuple[type[Exception], ...]]:
