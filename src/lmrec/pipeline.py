@@ -29,9 +29,10 @@ from lmrec.evaluation.interest import InterestValidator, evaluate_interest, form
 from lmrec.evaluation.report import write_report
 from lmrec.explain.interests import InterestCodes, SparseCoded, choose_active, describe_atoms
 from lmrec.explain.visuals import write_visuals
-from lmrec.models.base import InterestPredictor, Recommender, VectorScorer, validate_config
+from lmrec.models.base import InterestPredictor, PrivatelyTrainable, Recommender, VectorScorer, validate_config
 from lmrec.models.registry import get_model_class
 from lmrec.privacy import Pseudonymiser
+from lmrec.privacy.dp import DP_DIR, DPSGD, Accountant, DPPlan, DPPopularity, dp_popularity
 from lmrec.runs import INTERESTS_DIR, Run, item_titles, write_run
 from lmrec.social import SOCIAL_DIR, Social, adjacency, id_pairs, read_social
 from lmrec.social.blend import BUCKETS as SOCIAL_BUCKETS
@@ -152,7 +153,8 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
             raise ConfigError(f"interests.state_l1: model {klass.name!r} has no user states to regularise; it applies "
                               "to sasrec, sasrec-text and dnn")
         eval_model.hooks = [*eval_model.hooks, StateL1(config.interests.state_l1)]
-    codes_on = config.interests.atoms > 0 and issubclass(klass, VectorScorer)
+    # Interest codes are fit on users' states outside the DP accountant: off under privacy.dp.
+    codes_on = config.interests.atoms > 0 and issubclass(klass, VectorScorer) and config.privacy.dp is None
     if codes_on:  # two fits of the codes (evaluated and served model) and the choice of k come after the fits
         codes_s = min(config.interests.max_seconds, CODES_SHARE * budget.total)
         config = config.model_copy(update={"interests": config.interests.model_copy(update={"max_seconds": codes_s})})
@@ -160,6 +162,9 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     augmenter = build_augmenter(config, profile, klass, dataset, log)
     if augmenter:
         eval_model.augmentation = augmenter
+    accountant = None
+    if config.privacy.dp is not None:
+        accountant = setup_dp(config, klass, eval_model, dataset.interactions.n_users, augmenter, social is not None, log)
     timings["load_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     fits = eval_model.fits_per_training()
@@ -172,7 +177,10 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     if validator is None:
         log("no validation targets (every user has fewer events than the split needs): no early stopping, "
             "the fit runs for its whole plan")
-    eval_model.fit(train, validator, time_budget_s=budget.for_fits(fits, refit_cost))
+    # Under DP, choosing the epoch on validation would be a use of private data the accountant does not see.
+    eval_model.fit(train, None if accountant else validator, time_budget_s=budget.for_fits(fits, refit_cost))
+    if accountant and validator is not None:  # reported, chooses nothing
+        eval_model.train_state.best_score = float(validator(eval_model))
     timings["fit_s"] = time.perf_counter() - t0
     log_choices(eval_model, log)
     for note in eval_model.fit_notes():
@@ -216,6 +224,13 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
             served = config.interests.model_copy(update={"active": codes.active})
             codes = InterestCodes.fit(final, dataset.interactions.sequences(), served, seed=config.training.seed)
             timings["interests_s"] += time.perf_counter() - t0
+    dp_popularity_counts = None
+    if accountant is not None:  # the service's popularity fallback, counted by the same accountant
+        dp_popularity_counts = dp_popularity(dataset.interactions.sequences(), dataset.interactions.n_items, accountant,
+                               config.training.seed)
+        summary["privacy"] = accountant.summary()
+        log(f"differential privacy: epsilon {summary['privacy']['epsilon']:.2f} spent of {accountant.plan.epsilon:g} "
+            f"(delta {accountant.plan.delta:.2g}; {accountant.steps():,} DP-SGD steps and the popularity counts)")
     if codes is not None:  # the report lists the served model's atoms
         summary["interests"]["atoms_described"] = describe_atoms(
             codes, dataset.items.ids, item_titles(dataset.item_info, np.arange(len(dataset.items))), limit=20)
@@ -233,12 +248,15 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
                                                     "training": eval_model.training.model_dump(mode="json")},
         "auto_choices": eval_model.auto_choices,
         "augmentation": eval_model.augmentation_summary if augmenter else None,
+        "privacy": summary.get("privacy"),
         "timings": timings,
         "time_budget_s": budget.total,
     }
     artifacts = {INTERESTS_DIR: codes} if codes is not None else {}
     if social_artifact is not None:
         artifacts[SOCIAL_DIR] = social_artifact
+    if dp_popularity_counts is not None:
+        artifacts[DP_DIR] = DPPopularity(dp_popularity_counts)
     out = write_run(Path(out), meta=meta, dataset=dataset, labels=labels, models=models, artifacts=artifacts,
                     overwrite=overwrite)
     write_visuals(Run.open(out))
@@ -265,6 +283,27 @@ def evaluate_social(model: Recommender, dataset, labels: np.ndarray, pairs: np.n
                                 (("model", v.model), ("social", v.social), ("popularity", v.popularity),
                                  ("blend", v.blends[combo]))}}
     return Social(id_pairs(pairs, dataset.users), weights), summary
+
+
+def setup_dp(config: RunConfig, klass, model: Recommender, users: int, augmenter, social: bool, log) -> Accountant:
+    """Calibrate the noise of a run under ``privacy.dp`` and make ``model``'s fits DP-SGD fits."""
+    dp = config.privacy.dp
+    if not issubclass(klass, PrivatelyTrainable):
+        raise ConfigError(f"privacy.dp: model {klass.name!r} cannot be trained with DP-SGD; use sasrec or dnn")
+    combined = {"--social": social, "multitask": bool(config.multitask.tasks),
+                "interests.state_l1": bool(config.interests.state_l1), "augmentation": augmenter is not None,
+                "runtime.checkpoint_dir": bool(config.runtime.checkpoint_dir)}
+    for what, on in combined.items():
+        if on:
+            raise ConfigError(f"privacy.dp cannot be combined with {what}: turn one of them off")
+    plan = DPPlan.make(dp, users, fits=2 if config.training.refit else 1)
+    accountant = Accountant(plan)
+    model.hooks = [*model.hooks, DPSGD(accountant)]
+    model.training = model.training.model_copy(update={"epochs": dp.epochs, "patience": None})
+    log(plan.describe())
+    log(f"privacy.dp: each fit runs its {dp.epochs} planned epochs (no early stopping on validation); no interest "
+        "codes (they would be fit on users' states outside the accountant)")
+    return accountant
 
 
 def format_social(summary: dict) -> str:
@@ -381,5 +420,8 @@ def report_context(meta: dict) -> dict:
         "seen items excluded": meta["config"]["evaluation"]["exclude_seen"],
         "created": meta["created"],
     } | ({"augmentation": format_augmentation(meta["augmentation"])} if meta.get("augmentation") else {}) | (
+        {"differential privacy": f"epsilon {meta['privacy']['epsilon']:.2f} spent of {meta['privacy']['epsilon_target']:g} "
+                                 f"(delta {meta['privacy']['delta']:.2g}, {meta['privacy']['steps']:,} DP-SGD steps, "
+                                 "popularity counts)"} if meta.get("privacy") else {}) | (
         {"wall time": f"{meta['timings']['total_s'] / 60:.1f} of {meta['time_budget_s'] / 60:g} budgeted minutes"}
          if "time_budget_s" in meta else {})

@@ -36,6 +36,7 @@ from lmrec.explain.attribution import Explainer, explanation_dict
 from lmrec.explain.interests import InterestCodes, describe_atoms, interests_of
 from lmrec.models.base import InterestPredictor, Recommender
 from lmrec.privacy import PseudonymVocabulary, crypto
+from lmrec.privacy.dp import DP_DIR, DPPopularity
 from lmrec.social import SOCIAL_DIR, Social, blend_social
 
 RUN_FILE = "run.json"
@@ -86,6 +87,12 @@ class Run:
 
     def item_titles(self, items: np.ndarray) -> list[str]:
         return item_titles(self.dataset.item_info, items)
+
+    def popularity(self) -> np.ndarray:
+        """(n_items,) what popularity fallbacks rank by: events per item, or under ``privacy.dp``
+        the run's differentially private counts (users per item, rounded)."""
+        counts = DPPopularity.load(self.path / DP_DIR)
+        return self.dataset.interactions.item_counts() if counts is None else np.rint(counts).astype(np.int64)
 
     def social(self) -> Social | None:
         """The run's relations and blend weights (``train --social``), or None."""
@@ -173,7 +180,7 @@ class Run:
         from lmrec.coldstart.onboarding import diverse_slate, item_space
 
         inter = self.dataset.interactions
-        counts = inter.item_counts()
+        counts = self.popularity()
         slate = diverse_slate(item_space(self.load_model(), inter.to_matrix()), counts, k)
         return pl.DataFrame({"rank": np.arange(1, len(slate) + 1), "item_id": pl.Series(self.dataset.items.decode(slate)),
                              "title": self.item_titles(slate), "events": counts[slate]})

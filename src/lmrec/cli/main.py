@@ -110,6 +110,10 @@ def train(
     forget_db: Annotated[Path | None, typer.Option(
         "--forget-db", help="an event store whose forgotten users (DELETE /users, `lmrec forget`) are left out of "
         "the data entirely")] = None,
+    dp_epsilon: Annotated[float | None, typer.Option(
+        "--dp-epsilon", min=0.01, help="train with user-level differential privacy (DP-SGD, sasrec and dnn) at this "
+        "epsilon for the whole run; the popularity fallback gets DP counts; config: privacy.dp (docs/privacy.md)")
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory")] = False,
 ) -> None:
     """Train a model and write a self-contained run directory.
@@ -134,6 +138,11 @@ def train(
         cfg.training.time_budget = time_budget
     if like_threshold is not None:
         cfg.data.like_threshold = like_threshold
+    if dp_epsilon is not None:
+        from lmrec.privacy.dp import DPConfig
+
+        dp = cfg.privacy.dp.model_dump() if cfg.privacy.dp else {}
+        cfg.privacy.dp = DPConfig.model_validate(dp | {"epsilon": dp_epsilon})
     forgotten = None
     if forget_db is not None:
         from lmrec.serving.store import EventStore

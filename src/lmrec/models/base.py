@@ -296,6 +296,12 @@ class EdgeExportable(ABC):
         """The query network, its per-token tables and the item vectors (``lmrec.models.edge``)."""
 
 
+class PrivatelyTrainable(ABC):  # noqa: B024 - a declaration; DP-SGD drives the sequential contract itself
+    """Capability: a sequential network (``lmrec.models.sequential``) whose forward has no
+    data-dependent shapes, so DP-SGD (``lmrec.privacy.dp``) computes each user's gradient with
+    ``torch.func.vmap`` over ``training.losses.window_ce``."""
+
+
 class InterestPredictor(ABC):
     """Capability: P(like) of candidate items given a history whose events may carry like /
     dislike labels (1 like, 0 dislike, -1 unlabelled)."""

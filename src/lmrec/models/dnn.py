@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from lmrec.models.base import PrivatelyTrainable
 from lmrec.models.layers import Dropout
 from lmrec.models.sequential import SequentialConfig, SequentialRecommender
 
@@ -54,7 +55,7 @@ class DNNNet(nn.Module):
         return self.out_emb.weight  # (n_items, D): untied, the input table plays no part
 
 
-class DNN(SequentialRecommender):
+class DNN(SequentialRecommender, PrivatelyTrainable):
     """Mean of the recent history's item embeddings through an MLP, softmax over all items."""
 
     name = "dnn"

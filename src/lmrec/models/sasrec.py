@@ -16,7 +16,7 @@ from torch import nn
 
 from lmrec.data.profile import DataProfile
 from lmrec.data.sequences import Sequences
-from lmrec.models.base import AttendsToHistory
+from lmrec.models.base import AttendsToHistory, PrivatelyTrainable
 from lmrec.models.layers import Dropout
 from lmrec.models.sequential import SequentialConfig, SequentialRecommender
 from lmrec.training.config import Auto, Positive
@@ -169,7 +169,7 @@ class SASRecNet(nn.Module):
         return (self.item_table() if table is None else table)[1:]
 
 
-class SASRec(SequentialRecommender, AttendsToHistory):
+class SASRec(SequentialRecommender, AttendsToHistory, PrivatelyTrainable):
     """Causal self-attention over the user's event sequence, next-item softmax (SASRec family)."""
 
     name = "sasrec"

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lmrec.data.vocab import Vocabulary
 from lmrec.errors import ConfigError
+from lmrec.privacy.dp import DPConfig
 
 KEY_ENV = "LMREC_ID_KEY"
 PREFIX = "p_"
@@ -38,6 +39,8 @@ class PrivacyConfig(BaseModel):
     coarsen_time: Literal["none", "day", "week"] = Field(
         "none", description="round event timestamps down to the day or week (a quasi-identifier); the order of a "
         "user's events within one period is then their file order")
+    dp: DPConfig | None = Field(None, description="user-level differential privacy of the trained model and the "
+                                "popularity fallback, e.g. {epsilon = 8} (lmrec.privacy.dp; needs Opacus)")
 
 
 def load_key(key_file: str | None) -> bytes:

@@ -100,7 +100,7 @@ class ServiceState:
         self._write = threading.Lock()  # one writer at a time: store order == memory order
         self._histories_lock = threading.Lock()  # short: guards the history lists
         self.catalogue = Catalogue.build(run.load_model(), Vocabulary(list(run.dataset.items.ids)),
-                                         run.dataset.item_info, run.dataset.interactions.item_counts(), retrieval)
+                                         run.dataset.item_info, run.popularity(), retrieval)
         stored_items = [{"item_id": item_id, **json.loads(fields)} for item_id, fields in store.items()]
         if stored_items:  # items added over the API since the run was trained
             self.catalogue = self.catalogue.with_items(stored_items, retrieval)

@@ -97,3 +97,17 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0) -> torc
     sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
     partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)  # (2B,)
     return F.cross_entropy(sim, partner)
+
+
+def window_ce(net, window: torch.Tensor) -> torch.Tensor:
+    """One user's next-item loss: the mean full-softmax CE over the positions of ``window``
+    (L + 1,) tokens (left-padded with 0) of a sequential network (``lmrec.models.sequential``).
+    Free of data-dependent shapes, so ``torch.func.vmap`` maps it over users (DP-SGD)."""
+    inputs, targets = window[None, :-1], window[None, 1:]  # (1, L) each
+    table = net.item_table()  # (n_items + 1, D)
+    hidden = net(inputs, table)[0]  # (L, D)
+    logits = (hidden @ net.item_weights(table).T).float()  # (L, n_items)
+    valid = ((targets[0] != 0) & (inputs[0] != 0)).float()  # (L,)
+    ce = F.cross_entropy(logits, (targets[0] - 1).clamp(min=0), reduction="none")  # (L,)
+    return (ce * valid).sum() / valid.sum().clamp(min=1.0)
+

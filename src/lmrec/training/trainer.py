@@ -214,6 +214,7 @@ class Trainer:
                     lr = self._step_lr(count, len(epoch_batches), st.train_seconds + time.perf_counter() - t0)
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr
+                    self.optimizer.zero_grad(set_to_none=True)
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                         out = self.loss_fn(batch)
                         out = out if isinstance(out, StepOutput) else StepOutput(out)
@@ -223,8 +224,8 @@ class Trainer:
                             if extra is not None:
                                 terms[f"loss/{hook.name}"] = extra
                         loss = sum(terms.values())
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    if loss.requires_grad:  # else the loss function set the gradients (per-sample, DP-SGD)
+                        loss.backward()
                     for hook in self.hooks:
                         hook.after_backward(self)
                     if cfg.max_grad_norm:
