@@ -18,10 +18,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(run_dir, db, port):
+def start(run_dir, db, port, *extra):
     cmd = [sys.executable, "-m", "lmrec.cli.main", "serve", "--run", str(run_dir), "--db", str(db),
-           "--port", str(port), "--api-key", "k"]
-    log = db.with_suffix(".log")
+           "--port", str(port), "--api-key", "k", *extra]
+    log = db.with_name(f"server-{port}.log")
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
@@ -70,6 +70,45 @@ def test_acknowledged_events_survive_a_hard_kill(run_dir, tmp_path):
         assert health["events_stored"] == acked == 100
         after = httpx.get(f"{base}/recommend/new3?k=5", timeout=10).json()
         assert after == before  # the replayed history gives the same recommendations
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def post_events(base: str, user: str, n: int) -> None:
+    batch = {"events": [{"user_id": user, "item_id": 100 + j, "timestamp": 10 + j} for j in range(n)]}
+    r = httpx.post(f"{base}/events", json=batch, headers={"X-API-Key": "k"}, timeout=10)
+    assert r.status_code == 201, r.text
+
+
+def test_replicas_sharing_a_store_answer_from_each_others_writes(run_dir, tmp_path):
+    db, ports = tmp_path / "events.db", (free_port(), free_port())
+    a, b = (f"http://127.0.0.1:{p}" for p in ports)
+    procs = [start(run_dir, db, p) for p in ports]
+    try:
+        post_events(a, "walker", 3)
+        assert httpx.get(f"{b}/users/walker", timeout=10).json()["events"] == 3  # written by the other process
+        post_events(b, "walker", 2)
+        assert httpx.get(f"{a}/users/walker", timeout=10).json()["events"] == 5
+        assert httpx.get(f"{a}/recommend/walker?k=3", timeout=10).json()["source"] == "model"
+        r = httpx.delete(f"{b}/users/walker", headers={"X-API-Key": "k"}, timeout=10)
+        assert r.status_code == 200 and r.json()["events_deleted"] == 5
+        assert httpx.get(f"{a}/users/walker", timeout=10).status_code == 404  # forgotten everywhere
+        assert httpx.get(f"{a}/recommend/walker?k=3", timeout=10).json()["source"] == "popularity"
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def test_workers_share_one_store(run_dir, tmp_path):
+    db, port = tmp_path / "events.db", free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start(run_dir, db, port, "--workers", "2")
+    try:
+        for n in range(1, 6):  # each read is a new connection: either worker may answer it
+            post_events(base, f"user-{n}", n)
+            assert [httpx.get(f"{base}/users/user-{n}", timeout=10).json()["events"] for _ in range(4)] == [n] * 4
     finally:
         proc.terminate()
         proc.wait(timeout=30)

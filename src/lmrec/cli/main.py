@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -418,7 +420,6 @@ def rekey(
     is decrypted and checked first, then replaced atomically under the new key: a wrong old key
     changes nothing. Afterwards give the new key to everything that opens the run.
     """
-    import json
 
     from lmrec.privacy import crypto
 
@@ -703,6 +704,9 @@ def serve(
                                            "sequence models with over 50,000 items")] = "auto",
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads per request; 1 lets concurrent "
                                          "requests use the cores in parallel instead of fighting over them")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes (one per core is a good "
+                                         "start); they share the event store, so an event posted to one is in "
+                                         "every worker's next answer")] = 1,
 ) -> None:
     """Serve a run over HTTP: /recommend, /events, /similar, /items, /health, /metrics (docs at /docs).
 
@@ -712,31 +716,38 @@ def serve(
     try:
         import uvicorn
 
-        from lmrec.serving import EventStore, ServiceState, create_app
+        from lmrec.serving.app import SETTINGS_ENV, build_app
     except ImportError as exc:
         raise LmrecError(f"serving needs its extra: pip install 'lmrec[serve]' ({exc})") from None
-    import torch
-
     from lmrec.runs import Run
     from lmrec.serving.auth import KeyRing
 
     if keys is not None and api_key is not None:
         raise LmrecError("give either --api-key or --keys, not both")
-    ring = KeyRing.from_file(keys) if keys is not None else None  # a bad file fails before the run loads
+    if keys is not None:
+        KeyRing.from_file(keys)  # a bad file fails here, before the run loads
     if (ssl_keyfile is None) != (ssl_certfile is None):
         raise LmrecError("HTTPS needs both --ssl-keyfile and --ssl-certfile")
     for path in (ssl_keyfile, ssl_certfile):
         if path is not None and not path.is_file():
             raise LmrecError(f"{path}: no such file")
-    torch.set_num_threads(threads)
-    r = Run.open(run)
-    state = ServiceState(r, EventStore.open(db or r.path / "events.db", r), fallback=fallback, retrieval=retrieval)
+    settings = {"run": str(run), "db": str(db or Path(run) / "events.db"), "fallback": fallback, "retrieval": retrieval,
+                "threads": threads, "api_key": api_key, "keys": str(keys) if keys else None}
+    tls = {"ssl_keyfile": str(ssl_keyfile) if ssl_keyfile else None,
+           "ssl_certfile": str(ssl_certfile) if ssl_certfile else None}
     scheme = "https" if ssl_certfile else "http"
-    console.print(f"serving {r.model_name} ({len(state.catalogue.items):,} items, {state.n_users:,} users, "
+    if workers > 1:  # each worker process builds its own state from the settings (uvicorn's app factory)
+        Run.open(run)  # a bad run fails here, once, not in every worker
+        os.environ[SETTINGS_ENV] = json.dumps(settings)
+        console.print(f"serving {run} with {workers} workers sharing {settings['db']} on {scheme}://{host}:{port}")
+        uvicorn.run("lmrec.serving.app:from_environment", factory=True, workers=workers, host=host, port=port,
+                    log_level="warning", **tls)
+        return
+    app = build_app(settings)
+    state = app.state.service
+    console.print(f"serving {state.run.model_name} ({len(state.catalogue.items):,} items, {state.n_users:,} users, "
                   f"{state.events_replayed:,} stored events replayed) on {scheme}://{host}:{port}")
-    uvicorn.run(create_app(state, api_key=api_key, keys=ring), host=host, port=port, log_level="warning",
-                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
-                ssl_certfile=str(ssl_certfile) if ssl_certfile else None)
+    uvicorn.run(app, host=host, port=port, log_level="warning", **tls)
 
 
 @app.command()

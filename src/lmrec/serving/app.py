@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 
 from fastapi import FastAPI, Request
@@ -52,3 +54,27 @@ def create_app(state: ServiceState, *, api_key: str | None = None, keys: KeyRing
     for module in (recommend, interest, users, events, items, ops, web):
         app.include_router(module.router)
     return app
+
+
+SETTINGS_ENV = "LMREC_SERVE_SETTINGS"  # JSON settings of `lmrec serve`, read by each worker process
+
+
+def build_app(settings: dict) -> FastAPI:
+    """The service of ``lmrec serve``'s settings: run, db, fallback, retrieval, threads, api_key, keys."""
+    import torch
+
+    from lmrec.runs import Run
+    from lmrec.serving.store import EventStore
+
+    torch.set_num_threads(settings["threads"])
+    run = Run.open(settings["run"])
+    state = ServiceState(run, EventStore.open(settings["db"], run), fallback=settings["fallback"],
+                         retrieval=settings["retrieval"])
+    keys = KeyRing.from_file(settings["keys"]) if settings["keys"] else None
+    return create_app(state, api_key=settings["api_key"], keys=keys)
+
+
+def from_environment() -> FastAPI:
+    """uvicorn's app factory for ``lmrec serve --workers N``: every worker builds its own state."""
+    return build_app(json.loads(os.environ[SETTINGS_ENV]))
+

@@ -9,7 +9,10 @@ from lmrec.serving.state import ServiceState
 
 
 def get_state(request: Request) -> ServiceState:
-    return request.app.state.service
+    """The service's state, caught up with the event store (other workers' and replicas' writes)."""
+    state = request.app.state.service
+    state.sync()
+    return state
 
 
 def require(scope: Scope):

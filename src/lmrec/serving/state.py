@@ -34,7 +34,7 @@ from lmrec.models.base import HasContentVectors, InterestPredictor, Recommender
 from lmrec.privacy import Pseudonymiser
 from lmrec.runs import INTERESTS_DIR, Run, item_titles
 from lmrec.serving.retrieval import make_retriever
-from lmrec.serving.store import EventStore
+from lmrec.serving.store import Cursor, EventStore
 from lmrec.social import blend, bucket_of, neighbourhood_scores, top_k
 
 
@@ -101,9 +101,6 @@ class ServiceState:
         self._histories_lock = threading.Lock()  # short: guards the history lists
         self.catalogue = Catalogue.build(run.load_model(), Vocabulary(list(run.dataset.items.ids)),
                                          run.dataset.item_info, run.popularity(), retrieval)
-        stored_items = [{"item_id": item_id, **json.loads(fields)} for item_id, fields in store.items()]
-        if stored_items:  # items added over the API since the run was trained
-            self.catalogue = self.catalogue.with_items(stored_items, retrieval)
         inter = run.dataset.interactions
         seqs = inter.sequences()
         self.histories: dict[str, list[int]] = {
@@ -119,20 +116,47 @@ class ServiceState:
         self._explainer: tuple[Catalogue, Explainer] | None = None
         self._onboarding: dict = {}
         self.codes = InterestCodes.load(run.path / INTERESTS_DIR) if (run.path / INTERESTS_DIR).exists() else None
-        self.forgotten = set(store.tombstones())  # their events in the run are hidden: a cold start
-        for uid in self.forgotten:
-            self.histories.pop(uid, None)
-            self.likes.pop(uid, None)
+        self.forgotten: set[str] = set()  # tombstones: their events in the run are hidden, a cold start
         self.social = run.social()
         self.friends: dict[str, set[str]] = {}
-        for a, b in [*(self.social.pairs if self.social else []), *store.relations()]:
+        # Memory follows the store: everything stored so far is replayed now, and what any process
+        # sharing the store writes later is applied before the next request (``sync``).
+        self._cursor = Cursor()
+        self.events_replayed = self.sync()
+        for a, b in self.social.pairs if self.social else []:
             if a not in self.forgotten and b not in self.forgotten:
                 self._relate(a, b)
-        self.events_replayed = 0
-        for user_id, item_id, _, typ in store.all():
-            self.histories.setdefault(user_id, []).append(self.catalogue.index[item_id])
-            self.likes.setdefault(user_id, []).append(self._type_labels.get(typ, UNLABELLED))
-            self.events_replayed += 1
+
+    def sync(self) -> int:
+        """Apply what was stored since this process last looked, its own writes included, in store
+        order: items, then tombstones, relations and events. Several workers or replicas sharing
+        one store therefore answer from the same histories: a request that follows an
+        acknowledged write, on any of them, sees it. Returns the number of events applied."""
+        if self.store.changes(self._cursor) is None:  # the common case, without the write lock
+            return 0
+        with self._write:
+            changes = self.store.changes(self._cursor)
+            if changes is None:
+                return 0
+            cat = self.catalogue
+            fresh = [{"item_id": i, **json.loads(f)} for i, f in changes.items if i not in cat.index]
+            if fresh:  # items another process added over the API
+                cat = self.catalogue = cat.with_items(fresh, self.retrieval)
+            with self._histories_lock:
+                for user_id in changes.tombstones:
+                    self.histories.pop(user_id, None)
+                    self.likes.pop(user_id, None)
+                    for friend in self.friends.pop(user_id, set()):
+                        self.friends.get(friend, set()).discard(user_id)
+                    self.forgotten.add(user_id)
+                for a, b in changes.relations:
+                    if a not in self.forgotten and b not in self.forgotten:
+                        self._relate(a, b)
+                for user_id, item_id, _, typ in changes.events:
+                    self.histories.setdefault(user_id, []).append(cat.index[item_id])
+                    self.likes.setdefault(user_id, []).append(self._type_labels.get(typ, UNLABELLED))
+            self._cursor = changes.cursor
+            return len(changes.events)
 
     @property
     def n_users(self) -> int:
@@ -156,11 +180,8 @@ class ServiceState:
             cat = self.catalogue  # items are only added under this lock: ids checked here stay valid
             indices = [self.item_index(e[1], f"events[{j}].item_id", cat) for j, e in enumerate(events)]
             self.store.append([(str(u), str(i), int(t), typ) for u, i, t, typ in events])
-            with self._histories_lock:
-                for (user_id, _, _, typ), idx in zip(events, indices, strict=True):
-                    self.histories.setdefault(str(user_id), []).append(idx)
-                    self.likes.setdefault(str(user_id), []).append(self._type_labels.get(typ, UNLABELLED))
-        return len(events)
+        self.sync()
+        return len(indices)
 
     def labelled_history(self, user_id: str) -> tuple[list[int], list[int]] | None:
         user_id = self.uid(user_id)
@@ -282,12 +303,7 @@ class ServiceState:
             in_run = user_id in self.run.dataset.users and user_id not in self.forgotten
             hidden = len(self.run.histories(np.array([self.run.dataset.users.index(user_id)]))[0]) if in_run else 0
             deleted = self.store.forget(user_id, int(time.time()))
-            with self._histories_lock:
-                self.histories.pop(user_id, None)
-                self.likes.pop(user_id, None)
-                for friend in self.friends.pop(user_id, set()):
-                    self.friends.get(friend, set()).discard(user_id)
-                self.forgotten.add(user_id)
+        self.sync()
         return {"user_id": raw, "events_deleted": deleted, "training_events_hidden": hidden}
 
     def _relate(self, a: str, b: str) -> None:
@@ -302,11 +318,10 @@ class ServiceState:
         user_id, friend_id = self.uid(user_id), self.uid(friend_id)
         if user_id == friend_id:
             raise LmrecError("friend_id: a user cannot be their own friend")
-        with self._write:
-            self.store.add_relation(user_id, friend_id)
-            with self._histories_lock:
-                self._relate(user_id, friend_id)
-                return len(self.friends[user_id])
+        self.store.add_relation(user_id, friend_id)
+        self.sync()
+        with self._histories_lock:
+            return len(self.friends.get(user_id, ()))
 
     def _social_recommend(self, user_id: str, history: list[int], k: int, cat: Catalogue
                           ) -> list[Recommendation] | None:

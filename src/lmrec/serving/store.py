@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from lmrec.errors import LmrecError
@@ -36,6 +37,31 @@ CREATE TABLE IF NOT EXISTS items (
 
 
 PLAIN_HEADER = b"SQLite format 3\x00"
+# The newest row of every table. Keys only grow (AUTOINCREMENT never reuses one; a tombstone
+# written again gets a new rowid), so "rows above the cursor" is what changed since it was taken.
+HEADS = ("SELECT (SELECT COALESCE(MAX(seq), 0) FROM items), (SELECT COALESCE(MAX(rowid), 0) FROM tombstones), "
+         "(SELECT COALESCE(MAX(seq), 0) FROM relations), (SELECT COALESCE(MAX(seq), 0) FROM events)")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far a reader of the store has applied each table."""
+
+    items: int = 0
+    tombstones: int = 0
+    relations: int = 0
+    events: int = 0
+
+
+@dataclass
+class Changes:
+    """What was stored between two cursors, per table in key order."""
+
+    cursor: Cursor
+    items: list[tuple[str, str]]
+    tombstones: list[str]
+    relations: list[tuple[str, str]]
+    events: list[tuple[str, str, int, str | None]]
 
 
 def is_encrypted(path: Path) -> bool:
@@ -135,10 +161,6 @@ class EventStore:
         with self._lock:
             self._conn.execute("INSERT INTO relations(user_id, friend_id) VALUES (?, ?)", (user_id, friend_id))
 
-    def relations(self) -> list[tuple[str, str]]:
-        with self._lock:
-            return self._conn.execute("SELECT user_id, friend_id FROM relations ORDER BY seq").fetchall()
-
     def forget(self, user_id: str, now: int) -> int:
         """Delete the user's events and relations and leave a tombstone, atomically; returns how
         many events were deleted. The tombstone keeps the run's own events of the user out of the
@@ -164,13 +186,23 @@ class EventStore:
         with self._lock:
             self._conn.executemany("DELETE FROM items WHERE item_id = ?", [(i,) for i in item_ids])
 
-    def items(self) -> list[tuple[str, str]]:
+    def changes(self, since: Cursor) -> Changes | None:
+        """Everything stored after ``since`` (by this process or any other sharing the file), or
+        None when nothing was. Writers are serialised by SQLite, so keys commit in order and a row
+        above the new cursor cannot appear later below it."""
         with self._lock:
-            return self._conn.execute("SELECT item_id, fields FROM items ORDER BY seq").fetchall()
-
-    def all(self) -> list[tuple[str, str, int, str | None]]:
-        with self._lock:
-            return self._conn.execute("SELECT user_id, item_id, timestamp, type FROM events ORDER BY seq").fetchall()
+            heads = self._conn.execute(HEADS).fetchone()  # a forget may lower a head: keep the cursor's
+            now = Cursor(*(max(h, c) for h, c in zip(heads, astuple(since), strict=True)))
+            if now == since:
+                return None
+            rows = {}
+            for table, key, columns in (("items", "seq", "item_id, fields"), ("tombstones", "rowid", "user_id"),
+                                        ("relations", "seq", "user_id, friend_id"),
+                                        ("events", "seq", "user_id, item_id, timestamp, type")):
+                lo, hi = getattr(since, table), getattr(now, table)
+                rows[table] = [] if hi <= lo else self._conn.execute(
+                    f"SELECT {columns} FROM {table} WHERE {key} > ? AND {key} <= ? ORDER BY {key}", (lo, hi)).fetchall()
+        return Changes(now, rows["items"], [r[0] for r in rows["tombstones"]], rows["relations"], rows["events"])
 
     def count(self) -> int:
         with self._lock:
