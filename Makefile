@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 RUN_DIR ?= runs/ml-100k-main
 
-.PHONY: run test bench venv clean browser
+.PHONY: run test bench venv clean browser postgres
 
 venv: $(STAMP)
 
@@ -15,13 +15,13 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[text,serve,export,privacy,test]"
+	$(BIN)/python -m pip install --quiet -e ".[text,serve,export,privacy,postgres,test]"
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m lmrec.cli.mainjob --out $(RUN_DIR)
 
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	$(BIN)/python -m pytest -q
 
 # The web UI's browser tests drive Debian's chromium; installed here when missing (root with
@@ -30,6 +30,14 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ; } || \
 	  echo "chromium could not be installed: the browser tests will skip"
+
+# The event store's tests also run against a real PostgreSQL server that the test session starts
+# (Debian's postgresql packages; installed here when missing), otherwise they skip and say why.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } ; } || \
+	  echo "postgresql could not be installed: the PostgreSQL store tests will skip"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

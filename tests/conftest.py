@@ -101,3 +101,25 @@ def shared_data() -> Path:
     if not (root / "movielens-100k" / "raw" / "u.data").exists():
         pytest.skip(f"real datasets not found under {root} (set LMREC_DATA_DIR or place ../shared/data beside the repo)")
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for this test session (skips, saying why, where none can run)."""
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer()
+    reason = server.start()
+    if reason:
+        server.remove()
+        pytest.skip(reason)
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A fresh, empty database on the session's server."""
+    import uuid
+
+    return postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")

@@ -21,7 +21,7 @@ def free_port() -> int:
 def start(run_dir, db, port, *extra):
     cmd = [sys.executable, "-m", "lmrec.cli.main", "serve", "--run", str(run_dir), "--db", str(db),
            "--port", str(port), "--api-key", "k", *extra]
-    log = db.with_name(f"server-{port}.log")
+    log = run_dir.parent / f"server-{port}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
@@ -81,8 +81,10 @@ def post_events(base: str, user: str, n: int) -> None:
     assert r.status_code == 201, r.text
 
 
-def test_replicas_sharing_a_store_answer_from_each_others_writes(run_dir, tmp_path):
-    db, ports = tmp_path / "events.db", (free_port(), free_port())
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_replicas_sharing_a_store_answer_from_each_others_writes(run_dir, tmp_path, request, backend):
+    db = tmp_path / "events.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    ports = (free_port(), free_port())
     a, b = (f"http://127.0.0.1:{p}" for p in ports)
     procs = [start(run_dir, db, p) for p in ports]
     try:

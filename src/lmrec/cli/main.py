@@ -109,9 +109,9 @@ def train(
     social_user_col: Annotated[str | None, typer.Option("--social-user-col", help="user column of --social")] = None,
     social_friend_col: Annotated[str | None, typer.Option("--social-friend-col",
                                                           help="friend column of --social")] = None,
-    forget_db: Annotated[Path | None, typer.Option(
-        "--forget-db", help="an event store whose forgotten users (DELETE /users, `lmrec forget`) are left out of "
-        "the data entirely")] = None,
+    forget_db: Annotated[str | None, typer.Option(
+        "--forget-db", help="an event store (SQLite file or postgresql:// URL) whose forgotten users (DELETE /users, "
+        "`lmrec forget`) are left out of the data entirely")] = None,
     dp_epsilon: Annotated[float | None, typer.Option(
         "--dp-epsilon", min=0.01, help="train with user-level differential privacy (DP-SGD, sasrec and dnn) at this "
         "epsilon for the whole run; the popularity fallback gets DP counts; config: privacy.dp (docs/privacy.md)")
@@ -147,11 +147,9 @@ def train(
         cfg.privacy.dp = DPConfig.model_validate(dp | {"epsilon": dp_epsilon})
     forgotten = None
     if forget_db is not None:
-        from lmrec.serving.store import EventStore
+        from lmrec.serving.store import open_store
 
-        if not forget_db.exists():
-            raise LmrecError(f"--forget-db {forget_db}: no such event store")
-        store = EventStore.open(forget_db)
+        store = open_store(forget_db, must_exist=True)
         forgotten = set(store.tombstones())
         store.close()
     result = train_run(data, model, out, cfg, items=items, social=social,
@@ -370,7 +368,8 @@ def export(
 @app.command()
 @friendly_errors
 def forget(
-    db: Annotated[Path, typer.Option("--db", help="the service's SQLite event store (RUN_DIR/events.db by default)")],
+    db: Annotated[str, typer.Option("--db", help="the service's event store: SQLite file (RUN_DIR/events.db by "
+                                    "default) or postgresql:// URL")],
     user: Annotated[list[str], typer.Option("--user", help="user id to forget; repeatable")],
     run: Annotated[Path | None, typer.Option("--run", help="the run the store serves: with privacy.pseudonymise, "
                                              "the raw ids are mapped with its key (LMREC_ID_KEY)")] = None,
@@ -384,10 +383,8 @@ def forget(
     """
     import time
 
-    from lmrec.serving.store import EventStore
+    from lmrec.serving.store import open_store
 
-    if not db.exists():
-        raise LmrecError(f"{db}: no such event store")
     ids, opened = list(user), None
     if run is not None:
         from lmrec.privacy import Pseudonymiser
@@ -396,7 +393,7 @@ def forget(
         opened = Run.open(run)
         pseudonyms = Pseudonymiser.of(opened.config.privacy)
         ids = [pseudonyms(u) for u in ids] if pseudonyms else ids
-    store = EventStore.open(db, opened)
+    store = open_store(db, opened, must_exist=True)
     try:
         for u, stored in zip(user, ids, strict=True):
             n = store.forget(stored, int(time.time()))
@@ -688,7 +685,9 @@ def download(
 @friendly_errors
 def serve(
     run: RunOpt,
-    db: Annotated[Path | None, typer.Option("--db", help="SQLite event store (default: RUN_DIR/events.db)")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="event store: a SQLite file (default: RUN_DIR/events.db), or "
+                                           "postgresql://USER:PASSWORD@HOST/DB shared by replicas on several machines "
+                                           "(schema created on first use)")] = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
     api_key: Annotated[str | None, typer.Option("--api-key", envvar="LMREC_API_KEY",

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from lmrec.serving.auth import KeyRing
 from lmrec.serving.routes import events, interest, items, ops, recommend, users, web
 from lmrec.serving.state import ServiceState, UnknownIdError
+from lmrec.serving.store_pg import StoreUnavailable
 
 MAX_BODY_BYTES = 4_000_000  # a full batch of 10,000 events is about 0.7 MB
 log = logging.getLogger("lmrec.serving")
@@ -32,6 +33,11 @@ def create_app(state: ServiceState, *, api_key: str | None = None, keys: KeyRing
         # Never a stack trace or an internal path in a response: they go to the service's log.
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse(status_code=500, content={"detail": "internal error; the service log has the details"})
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        log.warning("%s", exc)
+        return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": "1"})
 
     @app.exception_handler(UnknownIdError)
     async def _unknown_id(request: Request, exc: UnknownIdError) -> JSONResponse:
@@ -64,11 +70,11 @@ def build_app(settings: dict) -> FastAPI:
     import torch
 
     from lmrec.runs import Run
-    from lmrec.serving.store import EventStore
+    from lmrec.serving.store import open_store
 
     torch.set_num_threads(settings["threads"])
     run = Run.open(settings["run"])
-    state = ServiceState(run, EventStore.open(settings["db"], run), fallback=settings["fallback"],
+    state = ServiceState(run, open_store(settings["db"], run), fallback=settings["fallback"],
                          retrieval=settings["retrieval"])
     keys = KeyRing.from_file(settings["keys"]) if settings["keys"] else None
     return create_app(state, api_key=settings["api_key"], keys=keys)

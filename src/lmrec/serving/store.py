@@ -211,3 +211,20 @@ class EventStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def open_store(location: str | Path, run=None, *, must_exist: bool = False):
+    """The event store at ``location``: a ``postgresql://`` URL (:mod:`lmrec.serving.store_pg`,
+    shared by replicas on several machines) or a SQLite file (the default, one machine)."""
+    from lmrec.serving.store_pg import PostgresEventStore, is_postgres
+
+    if is_postgres(str(location)):
+        if run is not None and run.config.privacy.encrypt:
+            raise LmrecError("privacy.encrypt encrypts SQLite event stores (SQLCipher); PostgreSQL stores are "
+                             "not encrypted by lmrec: use a SQLite store, or the database server's disk encryption "
+                             "and TLS (sslmode=require in the URL) and turn privacy.encrypt off")
+        return PostgresEventStore(str(location))
+    if must_exist and not Path(location).exists():
+        raise LmrecError(f"{location}: no such event store")
+    return EventStore.open(location, run)
+
