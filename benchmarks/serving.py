@@ -3,18 +3,19 @@ recall of the faiss HNSW index against exact top-10.
 
 Trains the ML-1M SASRec architecture of benchmarks/sasrec.py for one epoch (latency does not
 depend on the weights' values), starts `lmrec serve` as a real process, then drives it from
-this process with a closed-loop load generator: N concurrent clients, each issuing requests
-back to back, for a fixed number of requests.
+this process: wrk (closed loop, C) on `GET /recommend`, and batches of `POST /events` from
+asyncio clients. Each setup is a number of worker processes and an event store: SQLite (WAL,
+synchronous=FULL) or a PostgreSQL server this script starts (Debian's packages, fsync on).
 
-    .venv/bin/python benchmarks/serving.py
+    .venv/bin/python benchmarks/serving.py [--setups 1:sqlite,2:sqlite,1:postgresql,2:postgresql]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -34,8 +35,6 @@ from lmrec.pipeline import train_run  # noqa: E402
 from lmrec.runs import Run  # noqa: E402
 from lmrec.serving.retrieval import ExactRetriever, FaissRetriever  # noqa: E402
 
-CONCURRENCY = 8
-REQUESTS = 3000
 EVENT_BATCHES, EVENT_BATCH = 100, 100
 
 
@@ -62,20 +61,58 @@ request = function() return wrk.format("GET", "/recommend/" .. users[math.random
 """
 
 
-def wrk_recommend(base: str, users: list, work: Path) -> None:
+def wrk_recommend(base: str, users: list, work: Path, connections: int, label: str) -> dict:
     """wrk (C, closed loop) as the load generator: it leaves the cores to the server."""
     (work / "users.txt").write_text("\n".join(map(str, users)))
     (work / "rec.lua").write_text(WRK_SCRIPT)
-    for connections in (1, 2, 4):
-        out = subprocess.run(["wrk", "-t1", f"-c{connections}", "-d15s", "--latency", "-s", str(work / "rec.lua"),
-                              base, "--", str(work / "users.txt")], capture_output=True, text=True, check=True).stdout
-        rps = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
-        pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
-        print(f"wrk GET /recommend (k=10, {connections} connection(s), 15 s): {float(rps):.0f} req/s, "
-              f"p50 {pct['50']}, p99 {pct['99']}", flush=True)
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", "-d15s", "--latency", "-s", str(work / "rec.lua"),
+                          base, "--", str(work / "users.txt")], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    row = {"setup": label, "load": f"wrk GET /recommend, {connections} connection(s), 15 s", "rps": rps,
+           "p50": pct["50"], "p99": pct["99"], "errors": int(errors.group(1)) if errors else 0}
+    print(row, flush=True)
+    return row
+
+
+def start_server(run_dir: Path, db: str, workers: int) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "lmrec.cli.main", "serve", "--run", str(run_dir), "--db", db,
+                               "--port", str(port), "--workers", str(workers)])
+    for _ in range(600):
+        try:
+            if httpx.get(f"{base}/health").status_code == 200:
+                time.sleep(3 if workers > 1 else 0)  # every worker up, not only the first
+                return server, base
+        except httpx.TransportError:
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("the server did not start")
+
+
+def postgres(work: Path):
+    """A PostgreSQL server for the benchmark, durable settings (fsync on, synchronous_commit on)."""
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer()
+    server.fsync = True
+    reason = server.start()
+    if reason:
+        raise SystemExit(f"PostgreSQL: {reason}")
+    return server
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--setups", default="1:sqlite,2:sqlite,1:postgresql,2:postgresql",
+                    help="WORKERS:STORE, comma-separated")
+    ap.add_argument("--connections", default="4", help="wrk connections, comma-separated")
+    args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lmrec-serve-bench-"))
     model_cfg, training = frozen("sasrec", CONFIGS[("ml-1m", "sasrec")] | {"epochs": 1})
     cfg = RunConfig.model_validate({"model": model_cfg, "training": training | {"refit": False},
@@ -91,43 +128,45 @@ def main() -> None:
           f"(index + search {time.perf_counter() - t0:.1f}s)")
     users = json.loads((work / "run" / "data" / "users.json").read_text())["ids"]
     items = json.loads((work / "run" / "data" / "items.json").read_text())["ids"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "lmrec.cli.main", "serve", "--run", str(work / "run"),
-                               "--db", str(work / "events.db"), "--port", str(port)])
+    pg = postgres(work) if "postgresql" in args.setups else None
+    rows = []
     try:
-        for _ in range(300):
+        for j, setup in enumerate(args.setups.split(",")):
+            workers, store = setup.split(":")
+            db = str(work / f"events-{j}.db") if store == "sqlite" else pg.create_database(f"bench{j}")
+            label = f"{workers} worker(s), {store}"
+            server, base = start_server(work / "run", db, int(workers))
             try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        rng = np.random.default_rng(0)
-        picks = rng.choice(users, REQUESTS)
-        if shutil.which("wrk"):
-            wrk_recommend(base, users, work)
+                for c in args.connections.split(","):
+                    rows.append(wrk_recommend(base, users, work, int(c), label))
+                rng = np.random.default_rng(0)
+                batches = [[{"user_id": str(u), "item_id": int(i), "timestamp": 2_000_000_000}
+                            for u, i in zip(rng.choice(users, EVENT_BATCH), rng.choice(items, EVENT_BATCH),
+                                            strict=True)] for _ in range(EVENT_BATCHES)]
 
-        async def rec(client, j):
-            return await client.get(f"/recommend/{picks[j]}", params={"k": 10})
+                async def ingest(client, j, batches=batches):
+                    return await client.post("/events", json={"events": batches[j]})
 
-        asyncio.run(drive(base, rec, 200, CONCURRENCY))  # warm-up
-        lat, wall = asyncio.run(drive(base, rec, REQUESTS, CONCURRENCY))
-        print(f"GET /recommend (k=10, {CONCURRENCY} concurrent clients, {REQUESTS} requests): "
-              f"{REQUESTS / wall:.0f} req/s, p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms")
-
-        async def ingest(client, j):
-            batch = [{"user_id": str(rng.choice(users)), "item_id": int(rng.choice(items)), "timestamp": 2_000_000_000}
-                     for _ in range(EVENT_BATCH)]
-            return await client.post("/events", json={"events": batch})
-
-        lat, wall = asyncio.run(drive(base, ingest, EVENT_BATCHES, 4))
-        print(f"POST /events ({EVENT_BATCHES} batches of {EVENT_BATCH}, 4 clients): "
-              f"{EVENT_BATCHES * EVENT_BATCH / wall:.0f} events/s, p50 {np.percentile(lat, 50):.1f} ms per batch")
+                lat, wall = asyncio.run(drive(base, ingest, EVENT_BATCHES, 4))
+                row = {"setup": label, "load": f"POST /events, {EVENT_BATCHES} batches of {EVENT_BATCH}, 4 clients",
+                       "events_per_s": EVENT_BATCHES * EVENT_BATCH / wall, "p50": f"{np.percentile(lat, 50):.1f}ms"}
+                print(row, flush=True)
+                rows.append(row)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        if pg is not None:
+            pg.remove()
+    print(table(rows))
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| setup | load | throughput | p50 | p99 |", "|---|---|---|---|---|"]
+    for r in rows:
+        rate = f"{r['rps']:.0f} req/s" if "rps" in r else f"{r['events_per_s']:,.0f} events/s"
+        out.append(f"| {r['setup']} | {r['load']} | {rate} | {r['p50']} | {r.get('p99', '')} |")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ class PostgresServer:
         self.dir: Path | None = None
         self.port = _free_port()
         self.prefix: list[str] = []
+        self.fsync = False  # tests: faster, and a crash of the test server loses nothing anyone needs
 
     def _run(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([*self.prefix, *args], capture_output=True, text=True, timeout=120)
@@ -60,7 +61,7 @@ class PostgresServer:
         return self.restart()
 
     def restart(self) -> str | None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync={'on' if self.fsync else 'off'}"
         done = self._run(self.pg_ctl, "-D", str(self.dir / "data"), "-o", options, "-l", str(self.dir / "log"),
                          "-w", "start")
         return f"PostgreSQL did not start: {done.stderr.strip()[-300:]}" if done.returncode else None
