@@ -37,6 +37,7 @@ from lmrec.runs import INTERESTS_DIR, Run, item_titles, write_run
 from lmrec.social import SOCIAL_DIR, Social, adjacency, id_pairs, read_social
 from lmrec.social.blend import BUCKETS as SOCIAL_BUCKETS
 from lmrec.social.blend import choose_weights, score_variants
+from lmrec.training import distributed
 from lmrec.training.auto import DEFAULT_BUDGET_MINUTES
 from lmrec.training.config import RuntimeConfig, TrainingConfig
 from lmrec.training.multitask import MultiTask, item_categories
@@ -90,6 +91,10 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     ``social``: a user -> user relation file whose neighbourhoods are blended in (``lmrec.social``);
     ``forget``: user ids whose events are left out entirely (the tombstones of an event store)."""
     config = config or RunConfig()
+    parallel = distributed.init()  # under torchrun: data-parallel fits, rank 0 evaluates and writes
+    if parallel and not distributed.is_main():
+        log = lambda *_: None  # noqa: E731
+        config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"progress": False})})
     minutes = DEFAULT_BUDGET_MINUTES if config.training.time_budget == "auto" else config.training.time_budget
     budget = Budget(minutes)
     klass = get_model_class(model_name)
@@ -140,6 +145,17 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     seed_everything(config.training.seed)
     eval_model = klass(model_config, training=config.training, runtime=config.runtime)
     eval_model.attach_items(dataset.item_info, config.data.item_vectors)
+    if parallel:
+        for what, on in (("privacy.dp", config.privacy.dp is not None), ("runtime.checkpoint_dir",
+                                                                          bool(config.runtime.checkpoint_dir))):
+            if on:
+                raise ConfigError(f"distributed training cannot be combined with {what} yet: run it in one process")
+        if not klass.trains_on_sequences:
+            raise ConfigError(f"distributed training: model {klass.name!r} has no training loop to share; torchrun "
+                              "applies to sasrec, sasrec-text and dnn")
+        eval_model.hooks = [*eval_model.hooks, distributed.DistributedDataParallel()]
+        log(f"distributed: {distributed.world()[1]} processes ({'nccl' if torch.cuda.is_available() else 'gloo'}), "
+            f"each on 1/{distributed.world()[1]} of every batch")
     if config.multitask.tasks:
         if not klass.trains_on_sequences:
             raise ConfigError(f"multitask: model {klass.name!r} has no next-item training to add heads to; "
@@ -178,7 +194,13 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         log("no validation targets (every user has fewer events than the split needs): no early stopping, "
             "the fit runs for its whole plan")
     # Under DP, choosing the epoch on validation would be a use of private data the accountant does not see.
-    eval_model.fit(train, None if accountant else validator, time_budget_s=budget.for_fits(fits, refit_cost))
+    fit_s = budget.for_fits(fits, refit_cost)
+    eval_model.fit(train, None if accountant else validator,
+                   time_budget_s=distributed.broadcast(fit_s) if parallel else fit_s)
+    if parallel and not distributed.is_main():  # the refit is shared; evaluating and writing are rank 0's
+        if config.training.refit:
+            eval_model.refit(dataset.interactions, time_budget_s=distributed.broadcast(0.0))
+        return TrainResult(Path(out), {}, {}, stats, budget.total)
     if accountant and validator is not None:  # reported, chooses nothing
         eval_model.train_state.best_score = float(validator(eval_model))
     timings["fit_s"] = time.perf_counter() - t0
@@ -215,7 +237,9 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     if config.training.refit:
         seed_everything(config.training.seed)
         t0 = time.perf_counter()
-        final = eval_model.refit(dataset.interactions, time_budget_s=budget.for_fits(1, 0))
+        refit_s = budget.for_fits(1, 0)
+        final = eval_model.refit(dataset.interactions,
+                                 time_budget_s=distributed.broadcast(refit_s) if parallel else refit_s)
         timings["refit_s"] = time.perf_counter() - t0
         models = {"model": final, "model-eval": eval_model}
         log(f"refit on every event: {describe_training(final)}")

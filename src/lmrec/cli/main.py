@@ -116,6 +116,10 @@ def train(
         "--dp-epsilon", min=0.01, help="train with user-level differential privacy (DP-SGD, sasrec and dnn) at this "
         "epsilon for the whole run; the popularity fallback gets DP counts; config: privacy.dp (docs/privacy.md)")
     ] = None,
+    nproc: Annotated[int, typer.Option(
+        "--nproc", min=1, help="processes training together (data parallel, PyTorch DDP: gloo on CPUs, NCCL on GPUs): "
+        "launches `torchrun --nproc-per-node N`; sequence models only; several machines: run torchrun yourself "
+        "(docs/distributed.md)")] = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory")] = False,
 ) -> None:
     """Train a model and write a self-contained run directory.
@@ -129,9 +133,13 @@ def train(
     """
     from lmrec.config import load_config
     from lmrec.evaluation.report import rich_table
+    from lmrec.models.registry import get_model_class
     from lmrec.pipeline import train_run
 
     cfg = _columns(load_config(config), user_col, item_col, time_col, rating_col)
+    if nproc > 1 and "RANK" not in os.environ:  # the usual mistakes fail here, once, not in every process
+        get_model_class(model)
+        raise typer.Exit(_torchrun(nproc))
     if text_cols is not None:
         cfg.model["text_columns"] = [c.strip() for c in text_cols.split(",") if c.strip()]
     if item_vectors:
@@ -155,12 +163,32 @@ def train(
     result = train_run(data, model, out, cfg, items=items, social=social,
                        social_columns=(social_user_col, social_friend_col), forget=forgotten, overwrite=overwrite,
                        log=console.print)
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        return
     k = 10 if 10 in cfg.evaluation.ks else cfg.evaluation.ks[0]
     console.print(rich_table(result.summary, k, title=f"{model} on {data}: test, full ranking"))
     t = result.timings
     console.print(f"[green]done[/] run -> {result.run_dir}  (fit {t['fit_s']:.1f}s, evaluate {t['evaluate_s']:.1f}s"
                   + (f", refit {t['refit_s']:.1f}s" if "refit_s" in t else "")
                   + f"; {t['total_s'] / 60:.1f} of {result.budget_s / 60:g} budgeted minutes)")
+
+
+def _torchrun(nproc: int) -> int:
+    """This train command again under torchrun with ``nproc`` processes; its exit status."""
+    import subprocess
+
+    at = sys.argv.index("train")
+    args, skip = [], False
+    for a in sys.argv[at + 1 :]:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            args.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "lmrec.cli.main", *sys.argv[1:at], "train", *args]
+    return subprocess.run(cmd).returncode
 
 
 @app.command()

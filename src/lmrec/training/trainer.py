@@ -103,6 +103,9 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(module.parameters(), lr=self.lr,
                                            weight_decay=concrete(config.weight_decay, "weight_decay"))
         self.state = TrainState()
+        # Values every process of a distributed run must share (rank 0's): the learning rate of a
+        # step, a validation score, the seconds spent (the time budget's stop). Identity alone.
+        self.agree: Callable[[float], float] = lambda value: value
         self._best_weights: dict[str, torch.Tensor] | None = None
         # Before any checkpoint is loaded: a hook may add parameters (auxiliary heads) to the optimizer.
         for hook in self.hooks:
@@ -211,7 +214,7 @@ class Trainer:
                 count = 0
                 epoch_batches = list(self.batches(st.epoch))
                 for batch in epoch_batches:
-                    lr = self._step_lr(count, len(epoch_batches), st.train_seconds + time.perf_counter() - t0)
+                    lr = self.agree(self._step_lr(count, len(epoch_batches), st.train_seconds + time.perf_counter() - t0))
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr
                     self.optimizer.zero_grad(set_to_none=True)
@@ -243,8 +246,8 @@ class Trainer:
                 if self.validate is not None and (st.epoch >= st.next_check or st.epoch == self.epochs):
                     self.module.eval()
                     tv = time.perf_counter()
-                    score = float(self.validate())
-                    st.eval_every = self._eval_every(epoch_s, time.perf_counter() - tv)
+                    score = self.agree(float(self.validate()))
+                    st.eval_every = int(self.agree(self._eval_every(epoch_s, time.perf_counter() - tv)))
                     st.next_check = st.epoch + st.eval_every
                     record["valid"] = score
                     if score > st.best_score:
@@ -253,7 +256,7 @@ class Trainer:
                     else:
                         bad_checks += 1
                     bar.update(task, valid=f"{score:.4f} (best {st.best_score:.4f} @ {st.best_epoch})")
-                st.train_seconds += time.perf_counter() - t0  # validation time included: it is part of the cost
+                st.train_seconds = self.agree(st.train_seconds + time.perf_counter() - t0)  # validation included
                 record["elapsed"] = st.train_seconds
                 for hook in self.hooks:
                     hook.on_epoch_end(self, record)
