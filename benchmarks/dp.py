@@ -29,17 +29,17 @@ from lmrec.data import load_dataset  # noqa: E402
 from lmrec.data.splits import TRAIN, LeaveOneOutConfig, make_split  # noqa: E402
 from lmrec.evaluation import Validator  # noqa: E402
 from lmrec.models import create_model  # noqa: E402
-from lmrec.pipeline import seed_everything, train_run  # noqa: E402
+from lmrec.pipeline import apply_dp_rules, seed_everything, train_run  # noqa: E402
 from lmrec.privacy.dp import DPSGD, Accountant, DPConfig, DPPlan  # noqa: E402
 from lmrec.training.config import TrainingConfig  # noqa: E402
 
-# Picked by `screen` on ML-1M validation at epsilon 8 (docs/benchmarks.md).
+# Picked by `screen` on ML-1M validation at epsilon 8 (docs/benchmarks.md); {} = the library's DP rules.
 FROZEN: dict = {"dp": {}, "model": {}, "training": {}}
-SCREEN = [  # (name, dp options, model options, training options)
-    ("default", {}, {}, {}),
-    ("batch 1024", {"batch_size": 1024}, {}, {}),
-    ("lr 5e-3", {}, {}, {"lr": 5e-3}),
-    ("d_model 32", {}, {"d_model": 32}, {}),
+SCREEN = [  # (name, dp options, model options, training options); the rest: pipeline.apply_dp_rules
+    ("adamw", {}, {}, {}),
+    ("adamw d_model 32", {}, {"d_model": 32}, {}),
+    ("sgd lr 0.5", {"optimizer": "sgd"}, {}, {}),
+    ("sgd lr 2", {"optimizer": "sgd"}, {}, {"lr": 2.0}),
 ]
 
 
@@ -55,9 +55,10 @@ def screen(args) -> None:
         if args.only and name not in args.only.split(","):
             continue
         seed_everything(0)
-        plan = DPPlan.make(DPConfig(epsilon=args.epsilon, epochs=args.epochs, **dp), inter.n_users, fits=2)
-        model = create_model("sasrec", model_cfg, training=TrainingConfig(
-            epochs=args.epochs, patience=None, eval_every=1, **training))
+        dp_cfg = DPConfig(epsilon=args.epsilon, epochs=args.epochs, **dp)
+        plan = DPPlan.make(dp_cfg, inter.n_users, fits=2)
+        model = create_model("sasrec", model_cfg, training=TrainingConfig(eval_every=1, **training))
+        apply_dp_rules(model, dp_cfg, plan)
         model.hooks = [DPSGD(Accountant(plan))]
         t0 = time.perf_counter()
         model.fit(train, valid, time_budget_s=3600)

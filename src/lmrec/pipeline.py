@@ -43,6 +43,8 @@ from lmrec.training.config import RuntimeConfig, TrainingConfig
 from lmrec.training.multitask import MultiTask, item_categories
 from lmrec.training.regularisers import StateL1
 
+DP_LR = {"adamw": 1e-2, "sgd": 0.5}  # training.lr "auto" under privacy.dp
+DP_MAX_LEN = 50  # model.max_len "auto" under privacy.dp
 VALID_USERS = 2000  # validation users the choice of atoms per user is made on
 CODES_SHARE = 0.04  # of the budget, at most, per fit of the interest codes
 RESERVE_SHARE = 0.03  # of the budget, kept for the test evaluation and writing the run
@@ -323,11 +325,24 @@ def setup_dp(config: RunConfig, klass, model: Recommender, users: int, augmenter
     plan = DPPlan.make(dp, users, fits=2 if config.training.refit else 1)
     accountant = Accountant(plan)
     model.hooks = [*model.hooks, DPSGD(accountant)]
-    model.training = model.training.model_copy(update={"epochs": dp.epochs, "patience": None})
+    apply_dp_rules(model, dp, plan)
     log(plan.describe())
     log(f"privacy.dp: each fit runs its {dp.epochs} planned epochs (no early stopping on validation); no interest "
         "codes (they would be fit on users' states outside the accountant)")
     return accountant
+
+
+def apply_dp_rules(model: Recommender, dp, plan: DPPlan) -> None:
+    """The settings a DP fit gets where the user left "auto" (chosen by benchmarks/dp.py screen on
+    ML-1M validation): few, noisy steps want a short warm-up and their own learning rate; windows
+    of DP_MAX_LEN events make per-user gradients cheap enough for the epochs DP needs. Each fit
+    runs its planned epochs: no early stopping."""
+    t = model.training
+    model.training = t.model_copy(update={"epochs": dp.epochs, "patience": None} | (
+        {"lr": DP_LR[dp.optimizer]} if t.lr == "auto" else {}) | (
+        {"warmup_steps": max(1, plan.steps // 20)} if t.warmup_steps == "auto" else {}))
+    if getattr(model.config, "max_len", None) == "auto":
+        model.config = model.config.model_copy(update={"max_len": DP_MAX_LEN})
 
 
 def format_social(summary: dict) -> str:

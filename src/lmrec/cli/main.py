@@ -767,8 +767,10 @@ def serve(
         Run.open(run)  # a bad run fails here, once, not in every worker
         os.environ[SETTINGS_ENV] = json.dumps(settings)
         console.print(f"serving {run} with {workers} workers sharing {settings['db']} on {scheme}://{host}:{port}")
+        from lmrec.serving.nodelay import NoDelayHTTPProtocol
+
         uvicorn.run("lmrec.serving.app:from_environment", factory=True, workers=workers, host=host, port=port,
-                    log_level="warning", **tls)
+                    log_level="warning", http=NoDelayHTTPProtocol, **tls)
         return
     app = build_app(settings)
     state = app.state.service

@@ -62,8 +62,11 @@ class DPConfig(BaseModel):
     batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         "auto", description=f"expected users per step (Poisson sampling); auto: {DEFAULT_BATCH}, at most an eighth of "
         "the users")
-    epochs: Annotated[int, Field(ge=1)] = Field(5, description="planned epochs of each fit (the noise is calibrated "
+    epochs: Annotated[int, Field(ge=1)] = Field(10, description="planned epochs of each fit (the noise is calibrated "
                                                 "for this many, for the fit and the refit)")
+    optimizer: Literal["adamw", "sgd"] = Field(
+        "adamw", description="the optimizer the noisy gradients step (sgd: momentum 0.9; its learning rate is "
+        "training.lr)")
     popularity_cap: Annotated[int, Field(ge=1)] = Field(100, description="items of one user counted at most in the "
                                                         "popularity counts (the sensitivity is its square root)")
     popularity_share: Annotated[float, Field(gt=0, lt=1)] = Field(0.1, description="share of epsilon spent on the "
@@ -116,6 +119,7 @@ class DPPlan:
     popularity_noise: float  # noise multiplier of the popularity counts (std = this * sqrt(cap))
     max_grad_norm: float
     popularity_cap: int
+    optimizer: str = "adamw"
 
     @classmethod
     def make(cls, cfg: DPConfig, users: int, fits: int) -> DPPlan:
@@ -131,7 +135,8 @@ class DPPlan:
                       "the popularity counts")
         sgd = _bisect(lambda s: _epsilon([(pop, 1.0, 1), (s, q, steps)], delta), cfg.epsilon,
                       f"{steps} steps at sampling rate {q:.3g}")
-        return cls(cfg.epsilon, delta, users, batch, q, steps, sgd, pop, cfg.max_grad_norm, cfg.popularity_cap)
+        return cls(cfg.epsilon, delta, users, batch, q, steps, sgd, pop, cfg.max_grad_norm, cfg.popularity_cap,
+                   cfg.optimizer)
 
     def describe(self) -> str:
         return (f"DP-SGD for (epsilon {self.epsilon:g}, delta {self.delta:.2g}): {self.users:,} users, ~{self.batch_size} "
@@ -245,7 +250,10 @@ class DPSGD(TrainingHook):
         p, data = self.accountant.plan, trainer.batches
         if callable(data.seqs):
             raise ConfigError("privacy.dp cannot be combined with data augmentation (one user would be many samples)")
-        trainer.optimizer = DPOptimizer(trainer.optimizer, noise_multiplier=p.noise_multiplier,
+        inner = trainer.optimizer
+        if p.optimizer == "sgd":  # noise stays noise: no per-coordinate rescaling of rarely-signalled rows
+            inner = torch.optim.SGD(trainer.module.parameters(), lr=trainer.lr, momentum=0.9)
+        trainer.optimizer = DPOptimizer(inner, noise_multiplier=p.noise_multiplier,
                                         max_grad_norm=p.max_grad_norm, expected_batch_size=p.batch_size,
                                         loss_reduction="mean")
         trainer.optimizer.attach_step_hook(self.accountant.rdp.get_optimizer_hook_fn(p.sample_rate))
