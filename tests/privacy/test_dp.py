@@ -123,3 +123,19 @@ def test_dp_run_records_epsilon_and_serves_dp_popularity(tmp_path):
 def test_dp_refuses_what_it_cannot_account_for(tmp_path, model, sections, message):
     with pytest.raises(ConfigError, match=message):
         tiny_run(tmp_path, model, privacy={"dp": {"epsilon": 8}}, **sections)
+
+
+def test_dp_rules_fill_only_what_the_user_left_auto():
+    from lmrec.models import create_model
+    from lmrec.pipeline import DP_LR, DP_MAX_LEN, apply_dp_rules
+    from lmrec.training.config import TrainingConfig
+
+    cfg = DPConfig(epsilon=8, epochs=4)
+    plan = DPPlan.make(cfg, users=1000, fits=2)
+    auto = create_model("sasrec", {})
+    apply_dp_rules(auto, cfg, plan)
+    assert (auto.training.epochs, auto.training.patience, auto.training.lr) == (4, None, DP_LR["adamw"])
+    assert auto.config.max_len == DP_MAX_LEN and auto.training.warmup_steps == plan.steps // 20
+    mine = create_model("sasrec", {"max_len": 30}, training=TrainingConfig(lr=3e-3))
+    apply_dp_rules(mine, cfg, plan)
+    assert mine.training.lr == 3e-3 and mine.config.max_len == 30

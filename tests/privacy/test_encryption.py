@@ -100,7 +100,7 @@ def test_the_event_store_of_an_encrypted_run_is_encrypted(encrypted_run, tmp_pat
     import httpx
 
     from lmrec.serving import ServiceState, create_app
-    from lmrec.serving.store import EventStore
+    from lmrec.serving.store import Cursor, EventStore
 
     db = tmp_path / "events.db"
     store = EventStore.open(db, Run.open(encrypted_run))
@@ -131,5 +131,5 @@ def test_the_event_store_of_an_encrypted_run_is_encrypted(encrypted_run, tmp_pat
     assert result.exit_code == 0, result.output
     monkeypatch.setenv(DATA_KEY_ENV, OTHER)
     reopened = EventStore.open(db, Run.open(encrypted_run))
-    assert reopened.all()[0][0] == "secret-user-42"
+    assert reopened.changes(Cursor()).events[0][0] == "secret-user-42"
     reopened.close()
