@@ -132,12 +132,15 @@ class ServiceState:
         order: items, then tombstones, relations and events. Several workers or replicas sharing
         one store therefore answer from the same histories: a request that follows an
         acknowledged write, on any of them, sees it. Returns the number of events applied."""
-        if self.store.changes(self._cursor) is None:  # the common case, without the write lock
+        seen = self._cursor
+        changes = self.store.changes(seen)  # without the write lock: usually None
+        if changes is None:
             return 0
         with self._write:
-            changes = self.store.changes(self._cursor)
-            if changes is None:
-                return 0
+            if self._cursor != seen:  # another request applied some of it meanwhile
+                changes = self.store.changes(self._cursor)
+                if changes is None:
+                    return 0
             cat = self.catalogue
             fresh = [{"item_id": i, **json.loads(f)} for i, f in changes.items if i not in cat.index]
             if fresh:  # items another process added over the API
