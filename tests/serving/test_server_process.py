@@ -1,5 +1,6 @@
 """The real server process on a free loopback port: end to end, and crash durability."""
 
+import os
 import signal
 import socket
 import subprocess
@@ -47,8 +48,10 @@ def run_dir(tmp_path_factory):
     return folder / "run"
 
 
-def test_acknowledged_events_survive_a_hard_kill(run_dir, tmp_path):
-    db, port = tmp_path / "events.db", free_port()
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_acknowledged_events_survive_a_hard_kill(run_dir, tmp_path, request, backend):
+    db = tmp_path / "events.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = start(run_dir, db, port)
     try:
@@ -111,6 +114,20 @@ def test_workers_share_one_store(run_dir, tmp_path):
         for n in range(1, 6):  # each read is a new connection: either worker may answer it
             post_events(base, f"user-{n}", n)
             assert [httpx.get(f"{base}/users/user-{n}", timeout=10).json()["events"] for _ in range(4)] == [n] * 4
+        workers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True,
+                                 text=True).stdout.split()
+        assert len(workers) == 2
+        os.kill(int(workers[0]), signal.SIGKILL)  # one worker dies after acknowledging writes
+        deadline = time.time() + 60
+        while time.time() < deadline:  # the survivor answers meanwhile; uvicorn starts a replacement
+            try:
+                health = httpx.get(f"{base}/health", timeout=5).json()
+            except httpx.TransportError:
+                continue
+            if health["events_stored"] == 15:
+                break
+        assert health["events_stored"] == 15  # 1 + 2 + ... + 5: nothing acknowledged was lost
+        assert [httpx.get(f"{base}/users/user-5", timeout=10).json()["events"] for _ in range(4)] == [5] * 4
     finally:
         proc.terminate()
         proc.wait(timeout=30)
