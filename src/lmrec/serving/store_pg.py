@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import astuple
 
 from lmrec.errors import LmrecError
 from lmrec.serving.store import Changes, Cursor
@@ -151,11 +152,18 @@ class PostgresEventStore:
             cur.executemany("DELETE FROM items WHERE item_id = %s", [(i,) for i in item_ids])
 
     def changes(self, since: Cursor) -> Changes | None:
-        with self._conn() as conn, conn.transaction():
+        with self._conn() as conn:
+            # Every request asks: one round trip when nothing changed, a snapshot only when something did.
+            if all(h <= c for h, c in zip(conn.execute(HEADS).fetchone(), astuple(since), strict=True)):
+                return None
+            return self._changes(conn, since)
+
+    @staticmethod
+    def _changes(conn, since: Cursor) -> Changes | None:
+        with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot for every table
             heads = conn.execute(HEADS).fetchone()
-            now = Cursor(*(max(h, c) for h, c in zip(heads, (since.items, since.tombstones, since.relations,
-                                                               since.events), strict=True)))
+            now = Cursor(*(max(h, c) for h, c in zip(heads, astuple(since), strict=True)))
             if now == since:
                 return None
             rows = {}
