@@ -315,7 +315,10 @@ def setup_dp(config: RunConfig, klass, model: Recommender, users: int, augmenter
     """Calibrate the noise of a run under ``privacy.dp`` and make ``model``'s fits DP-SGD fits."""
     dp = config.privacy.dp
     if not issubclass(klass, PrivatelyTrainable):
-        raise ConfigError(f"privacy.dp: model {klass.name!r} cannot be trained with DP-SGD; use sasrec or dnn")
+        raise ConfigError(f"privacy.dp: model {klass.name!r} cannot be trained with DP-SGD; use sasrec, dnn or "
+                          "sasrec-text (fusion 'text' or 'id')")
+    if reason := model.dp_unsupported():
+        raise ConfigError(f"privacy.dp: {reason}")
     combined = {"--social": social, "multitask": bool(config.multitask.tasks),
                 "interests.state_l1": bool(config.interests.state_l1), "augmentation": augmenter is not None,
                 "runtime.checkpoint_dir": bool(config.runtime.checkpoint_dir)}

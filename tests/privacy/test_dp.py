@@ -119,6 +119,7 @@ def test_dp_run_records_epsilon_and_serves_dp_popularity(tmp_path):
 @pytest.mark.parametrize(("model", "sections", "message"), [
     ("pop", {"model": {}}, "cannot be trained with DP-SGD"),
     ("sasrec", {"multitask": {"tasks": ["like"]}}, "multitask"),
+    ("sasrec-text", {}, "fusion 'fused'"),
 ])
 def test_dp_refuses_what_it_cannot_account_for(tmp_path, model, sections, message):
     with pytest.raises(ConfigError, match=message):
@@ -139,3 +140,9 @@ def test_dp_rules_fill_only_what_the_user_left_auto():
     mine = create_model("sasrec", {"max_len": 30}, training=TrainingConfig(lr=3e-3))
     apply_dp_rules(mine, cfg, plan)
     assert mine.training.lr == 3e-3 and mine.config.max_len == 30
+
+
+def test_content_only_sasrec_text_trains_privately(tmp_path):
+    result = tiny_run(tmp_path, "sasrec-text", model={"d_model": 16, "max_len": 10, "fusion": "text"},
+                      privacy={"dp": {"epsilon": 8, "epochs": 1}})
+    assert 0 < result.summary["privacy"]["epsilon"] <= 8

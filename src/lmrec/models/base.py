@@ -301,6 +301,10 @@ class PrivatelyTrainable(ABC):  # noqa: B024 - a declaration; DP-SGD drives the 
     data-dependent shapes, so DP-SGD (``lmrec.privacy.dp``) computes each user's gradient with
     ``torch.func.vmap`` over ``training.losses.window_ce``."""
 
+    def dp_unsupported(self) -> str | None:
+        """Why this model, as configured, cannot train with DP-SGD; None when it can."""
+        return None
+
 
 class InterestPredictor(ABC):
     """Capability: P(like) of candidate items given a history whose events may carry like /

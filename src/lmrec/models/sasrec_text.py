@@ -237,6 +237,13 @@ class SASRecText(SASRec, HasContentVectors):
         self.net.knn_weight.fill_(max(self.knn_validation, key=self.knn_validation.get))
         return self
 
+    def dp_unsupported(self) -> str | None:
+        if self.config.fusion == "fused":
+            return ("sasrec-text with fusion 'fused' drops ID rows at random and borrows neighbours' IDs by "
+                    "data-dependent indexing, which per-user gradients cannot batch; set model.fusion = 'text' "
+                    "(content only: no private ID table) or 'id'")
+        return None
+
     def _extra_score_blocks(self, inputs, valid, h, weights):
         w = self.config.text_knn_train_weight
         if not w or self.config.fusion == "id":
