@@ -153,12 +153,14 @@ class Accountant:
 
         self.plan = plan
         self.rdp = RDPAccountant()
+        self.popularity_releases = 0
 
     def spent(self) -> float:
         return _epsilon(self.rdp.history, self.plan.delta) if self.rdp.history else 0.0
 
     def steps(self) -> int:
-        return sum(n for _, q, n in self.rdp.history if q < 1.0)
+        """DP-SGD steps taken: every accounted mechanism but the popularity release."""
+        return sum(n for _, _, n in self.rdp.history) - self.popularity_releases
 
     def summary(self) -> dict[str, Any]:
         p = self.plan
@@ -181,6 +183,7 @@ def dp_popularity(sequences: Sequences, n_items: int, accountant: Accountant, se
         counts[items] += 1
     noisy = counts + rng.normal(0.0, p.popularity_noise * math.sqrt(p.popularity_cap), n_items)
     accountant.rdp.history.append((p.popularity_noise, 1.0, 1))
+    accountant.popularity_releases += 1
     return np.maximum(noisy, 0.0)
 
 
