@@ -37,10 +37,20 @@ CREATE TABLE IF NOT EXISTS items (
 
 
 PLAIN_HEADER = b"SQLite format 3\x00"
-# The newest row of every table. Keys only grow (AUTOINCREMENT never reuses one; a tombstone
-# written again gets a new rowid), so "rows above the cursor" is what changed since it was taken.
-HEADS = ("SELECT (SELECT COALESCE(MAX(seq), 0) FROM items), (SELECT COALESCE(MAX(rowid), 0) FROM tombstones), "
-         "(SELECT COALESCE(MAX(seq), 0) FROM relations), (SELECT COALESCE(MAX(seq), 0) FROM events)")
+# The change feed's tables and columns, in Cursor order. Keys only grow (AUTOINCREMENT or a
+# sequence never reuses one; a tombstone written again gets a new key), so "rows above the
+# cursor" is what changed since it was taken.
+FEED = (("items", "item_id, fields"), ("tombstones", "user_id"), ("relations", "user_id, friend_id"),
+        ("events", "user_id, item_id, timestamp, type"))
+KEYS = {"tombstones": "rowid"}  # SQLite's key column where it is not "seq"
+
+
+def heads_sql(keys: dict[str, str]) -> str:
+    """One query of the newest key of every feed table."""
+    return "SELECT " + ", ".join(f"(SELECT COALESCE(MAX({keys.get(t, 'seq')}), 0) FROM {t})" for t, _ in FEED)
+
+
+HEADS = heads_sql(KEYS)
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,21 @@ class Changes:
     tombstones: list[str]
     relations: list[tuple[str, str]]
     events: list[tuple[str, str, int, str | None]]
+
+
+def read_changes(query, since: Cursor, heads, keys: dict[str, str], mark: str) -> Changes | None:
+    """The rows above ``since`` up to ``heads`` (each table's newest key, read in the same snapshot
+    as ``query(sql, params) -> rows`` reads them), or None when nothing changed; ``keys`` and
+    ``mark`` are the backend's key columns and parameter placeholder."""
+    now = Cursor(*(max(h, c) for h, c in zip(heads, astuple(since), strict=True)))  # a forget may lower a head
+    if now == since:
+        return None
+    rows = {}
+    for table, columns in FEED:
+        lo, hi, key = getattr(since, table), getattr(now, table), keys.get(table, "seq")
+        rows[table] = [] if hi <= lo else [tuple(r) for r in query(
+            f"SELECT {columns} FROM {table} WHERE {key} > {mark} AND {key} <= {mark} ORDER BY {key}", (lo, hi))]
+    return Changes(now, rows["items"], [r[0] for r in rows["tombstones"]], rows["relations"], rows["events"])
 
 
 def is_encrypted(path: Path) -> bool:
@@ -191,18 +216,8 @@ class EventStore:
         None when nothing was. Writers are serialised by SQLite, so keys commit in order and a row
         above the new cursor cannot appear later below it."""
         with self._lock:
-            heads = self._conn.execute(HEADS).fetchone()  # a forget may lower a head: keep the cursor's
-            now = Cursor(*(max(h, c) for h, c in zip(heads, astuple(since), strict=True)))
-            if now == since:
-                return None
-            rows = {}
-            for table, key, columns in (("items", "seq", "item_id, fields"), ("tombstones", "rowid", "user_id"),
-                                        ("relations", "seq", "user_id, friend_id"),
-                                        ("events", "seq", "user_id, item_id, timestamp, type")):
-                lo, hi = getattr(since, table), getattr(now, table)
-                rows[table] = [] if hi <= lo else self._conn.execute(
-                    f"SELECT {columns} FROM {table} WHERE {key} > ? AND {key} <= ? ORDER BY {key}", (lo, hi)).fetchall()
-        return Changes(now, rows["items"], [r[0] for r in rows["tombstones"]], rows["relations"], rows["events"])
+            return read_changes(lambda sql, params: self._conn.execute(sql, params).fetchall(), since,
+                                self._conn.execute(HEADS).fetchone(), KEYS, "?")
 
     def count(self) -> int:
         with self._lock:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import astuple
 
 from lmrec.errors import LmrecError
-from lmrec.serving.store import Changes, Cursor
+from lmrec.serving.store import Changes, Cursor, heads_sql, read_changes
 
 INSTALL = "pip install 'lmrec[postgres]'"
 WRITE_LOCK = 0x6C6D726563  # "lmrec": serialises writers across every process sharing the database
@@ -47,8 +47,7 @@ MIGRATIONS = [  # index + 1 = schema version; append, never edit
     );
     """,
 ]
-HEADS = ("SELECT (SELECT COALESCE(MAX(seq), 0) FROM items), (SELECT COALESCE(MAX(seq), 0) FROM tombstones), "
-         "(SELECT COALESCE(MAX(seq), 0) FROM relations), (SELECT COALESCE(MAX(seq), 0) FROM events)")
+HEADS = heads_sql({})  # every table keyed by its seq column
 
 
 class StoreUnavailable(LmrecError):
@@ -162,18 +161,8 @@ class PostgresEventStore:
     def _changes(conn, since: Cursor) -> Changes | None:
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot for every table
-            heads = conn.execute(HEADS).fetchone()
-            now = Cursor(*(max(h, c) for h, c in zip(heads, astuple(since), strict=True)))
-            if now == since:
-                return None
-            rows = {}
-            for table, columns in (("items", "item_id, fields"), ("tombstones", "user_id"),
-                                   ("relations", "user_id, friend_id"), ("events", "user_id, item_id, timestamp, type")):
-                lo, hi = getattr(since, table), getattr(now, table)
-                rows[table] = [] if hi <= lo else conn.execute(
-                    f"SELECT {columns} FROM {table} WHERE seq > %s AND seq <= %s ORDER BY seq", (lo, hi)).fetchall()
-        return Changes(now, [tuple(r) for r in rows["items"]], [r[0] for r in rows["tombstones"]],
-                       [tuple(r) for r in rows["relations"]], [tuple(r) for r in rows["events"]])
+            return read_changes(lambda sql, params: conn.execute(sql, params).fetchall(), since,
+                                conn.execute(HEADS).fetchone(), {}, "%s")
 
     def count(self) -> int:
         with self._conn() as conn:
