@@ -32,22 +32,36 @@ def events_csv(tmp_path: Path) -> Path:
     return path
 
 
-def call_service(run_dir: Path, db: Path, method: str, url: str, **kw):
-    """One request to an in-process service over ``run_dir`` with its event store at ``db``."""
+def asgi_caller(app):
+    """``call(method, url, **kw) -> response``: requests to an in-process app, one client each."""
     import asyncio
 
     import httpx
 
-    from lmrec.runs import Run
-    from lmrec.serving import EventStore, ServiceState, create_app
-
-    app = create_app(ServiceState(Run.open(run_dir), EventStore(db)))
-
-    async def go():
+    async def go(method, url, **kw):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
             return await c.request(method, url, **kw)
 
-    return asyncio.run(go())
+    return lambda method, url, **kw: asyncio.run(go(method, url, **kw))
+
+
+def call_service(run_dir: Path, db: Path, method: str, url: str, **kw):
+    """One request to an in-process service over ``run_dir`` with its event store at ``db``."""
+    from lmrec.runs import Run
+    from lmrec.serving import EventStore, ServiceState, create_app
+
+    return asgi_caller(create_app(ServiceState(Run.open(run_dir), EventStore(db))))(method, url, **kw)
+
+
+@pytest.fixture(scope="session")
+def itemknn_run(tmp_path_factory) -> Path:
+    """An ItemKNN run on the cycle events, trained once for the service tests that only read it."""
+    from lmrec.pipeline import train_run
+
+    folder = tmp_path_factory.mktemp("itemknn")
+    make_events().write_csv(folder / "events.csv")
+    train_run(folder / "events.csv", "itemknn", folder / "run", log=lambda *_: None)
+    return folder / "run"
 
 
 def make_items(n_items: int = 20) -> pl.DataFrame:

@@ -15,17 +15,6 @@ from lmrec.serving.auth import KeyRing, KeySpec, digest
 READ, WRITE, ADMIN = "read-key-0123456789", "write-key-0123456789", "admin-key-0123456789"
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from lmrec.pipeline import train_run
-    from tests.conftest import make_events
-
-    folder = tmp_path_factory.mktemp("auth")
-    make_events().write_csv(folder / "events.csv")
-    train_run(folder / "events.csv", "itemknn", folder / "run", log=lambda *_: None)
-    return folder / "run"
-
-
 def client_calls(app, calls):
     async def go():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
@@ -41,8 +30,8 @@ def ring(read_requires_key=False, rate=None):
                     KeySpec(name="a", key=ADMIN, scope="admin")], read_requires_key)
 
 
-def test_scopes_are_ordered(run_dir, tmp_path):
-    app = create_app(ServiceState(Run.open(run_dir), EventStore(tmp_path / "e.db")), keys=ring())
+def test_scopes_are_ordered(itemknn_run, tmp_path):
+    app = create_app(ServiceState(Run.open(itemknn_run), EventStore(tmp_path / "e.db")), keys=ring())
     event = {"events": [{"user_id": "u1", "item_id": 101}]}
     r = client_calls(app, [
         ("GET", "/recommend/u1", {}),  # reads are open unless the keys file says otherwise
@@ -57,8 +46,8 @@ def test_scopes_are_ordered(run_dir, tmp_path):
     assert r[2].json()["detail"] == "this key's scope is 'read'; the request needs 'write'"
 
 
-def test_reads_can_require_a_key_and_keys_are_rate_limited(run_dir, tmp_path):
-    app = create_app(ServiceState(Run.open(run_dir), EventStore(tmp_path / "e.db")),
+def test_reads_can_require_a_key_and_keys_are_rate_limited(itemknn_run, tmp_path):
+    app = create_app(ServiceState(Run.open(itemknn_run), EventStore(tmp_path / "e.db")),
                      keys=ring(read_requires_key=True, rate=3))
     key = {"headers": {"X-API-Key": READ}}
     r = client_calls(app, [("GET", "/recommend/u1", {})] + [("GET", "/recommend/u1", key)] * 4
@@ -67,7 +56,7 @@ def test_reads_can_require_a_key_and_keys_are_rate_limited(run_dir, tmp_path):
     assert "rate limit of 3 requests per minute" in r[4].json()["detail"] and int(r[4].headers["retry-after"]) >= 1
     # A route that checks two scopes (read on the router, admin on the route) charges once.
     limited = KeyRing([KeySpec(name="a", key=ADMIN, scope="admin", rate_per_minute=2)])
-    app2 = create_app(ServiceState(Run.open(run_dir), EventStore(tmp_path / "e2.db")), keys=limited)
+    app2 = create_app(ServiceState(Run.open(itemknn_run), EventStore(tmp_path / "e2.db")), keys=limited)
     admin = {"headers": {"X-API-Key": ADMIN}}
     r = client_calls(app2, [("DELETE", "/users/u3", admin), ("DELETE", "/users/u4", admin),
                             ("DELETE", "/users/u5", admin)])
@@ -97,8 +86,8 @@ def test_keys_file_is_validated(tmp_path):
         KeyRing.from_file(tmp_path / "none.toml")
 
 
-def test_bodies_over_the_limit_and_errors_without_internals(run_dir, tmp_path, monkeypatch):
-    state = ServiceState(Run.open(run_dir), EventStore(tmp_path / "e.db"))
+def test_bodies_over_the_limit_and_errors_without_internals(itemknn_run, tmp_path, monkeypatch):
+    state = ServiceState(Run.open(itemknn_run), EventStore(tmp_path / "e.db"))
     app = create_app(state, max_body_bytes=1000)
     big = {"events": [{"user_id": f"u{i}", "item_id": 101} for i in range(100)]}
     monkeypatch.setattr(ServiceState, "recommend_user", lambda *a, **k: 1 / 0)

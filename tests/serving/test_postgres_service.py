@@ -3,36 +3,14 @@ goes away gives 503 with a clear message, then the service recovers by itself.""
 
 from __future__ import annotations
 
-import asyncio
-
-import httpx
-import pytest
-
-from lmrec.pipeline import train_run
 from lmrec.runs import Run
 from lmrec.serving import ServiceState, create_app
 from lmrec.serving.store import open_store
-from tests.conftest import make_events
+from tests.conftest import asgi_caller
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pgsrv")
-    make_events().write_csv(folder / "events.csv")
-    train_run(folder / "events.csv", "itemknn", folder / "run", log=lambda *_: None)
-    return folder / "run"
-
-
-def client(app):
-    async def call(method, url, **kw):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
-            return await c.request(method, url, **kw)
-
-    return lambda method, url, **kw: asyncio.run(call(method, url, **kw))
-
-
-def test_database_loss_gives_503_and_the_service_recovers(run_dir, postgres_server, postgres_url):
-    call = client(create_app(ServiceState(Run.open(run_dir), open_store(postgres_url))))
+def test_database_loss_gives_503_and_the_service_recovers(itemknn_run, postgres_server, postgres_url):
+    call = asgi_caller(create_app(ServiceState(Run.open(itemknn_run), open_store(postgres_url))))
     events = {"events": [{"user_id": "n1", "item_id": 101, "timestamp": 5}]}
     assert call("POST", "/events", json=events).status_code == 201
     postgres_server.stop()

@@ -10,8 +10,6 @@ import time
 import httpx
 import pytest
 
-from lmrec.pipeline import train_run
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -19,10 +17,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(run_dir, db, port, *extra):
-    cmd = [sys.executable, "-m", "lmrec.cli.main", "serve", "--run", str(run_dir), "--db", str(db),
+def start(itemknn_run, db, port, *extra):
+    cmd = [sys.executable, "-m", "lmrec.cli.main", "serve", "--run", str(itemknn_run), "--db", str(db),
            "--port", str(port), "--api-key", "k", *extra]
-    log = run_dir.parent / f"server-{port}.log"
+    log = itemknn_run.parent / f"server-{port}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
@@ -38,22 +36,12 @@ def start(run_dir, db, port, *extra):
     raise RuntimeError("server did not start within 60 s")
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from tests.conftest import make_events
-
-    folder = tmp_path_factory.mktemp("srv")
-    make_events().write_csv(folder / "events.csv")
-    train_run(folder / "events.csv", "itemknn", folder / "run", log=lambda *_: None)
-    return folder / "run"
-
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_acknowledged_events_survive_a_hard_kill(run_dir, tmp_path, request, backend):
+def test_acknowledged_events_survive_a_hard_kill(itemknn_run, tmp_path, request, backend):
     db = tmp_path / "events.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = start(run_dir, db, port)
+    proc = start(itemknn_run, db, port)
     try:
         acked = 0
         for j in range(20):
@@ -67,7 +55,7 @@ def test_acknowledged_events_survive_a_hard_kill(run_dir, tmp_path, request, bac
     finally:
         proc.send_signal(signal.SIGKILL)  # no shutdown hooks, no flush: only what was committed survives
         proc.wait()
-    proc = start(run_dir, db, port)
+    proc = start(itemknn_run, db, port)
     try:
         health = httpx.get(f"{base}/health", timeout=10).json()
         assert health["events_stored"] == acked == 100
@@ -85,11 +73,11 @@ def post_events(base: str, user: str, n: int) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_replicas_sharing_a_store_answer_from_each_others_writes(run_dir, tmp_path, request, backend):
+def test_replicas_sharing_a_store_answer_from_each_others_writes(itemknn_run, tmp_path, request, backend):
     db = tmp_path / "events.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     ports = (free_port(), free_port())
     a, b = (f"http://127.0.0.1:{p}" for p in ports)
-    procs = [start(run_dir, db, p) for p in ports]
+    procs = [start(itemknn_run, db, p) for p in ports]
     try:
         post_events(a, "walker", 3)
         assert httpx.get(f"{b}/users/walker", timeout=10).json()["events"] == 3  # written by the other process
@@ -106,10 +94,10 @@ def test_replicas_sharing_a_store_answer_from_each_others_writes(run_dir, tmp_pa
             proc.wait(timeout=30)
 
 
-def test_workers_share_one_store(run_dir, tmp_path):
+def test_workers_share_one_store(itemknn_run, tmp_path):
     db, port = tmp_path / "events.db", free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = start(run_dir, db, port, "--workers", "2")
+    proc = start(itemknn_run, db, port, "--workers", "2")
     try:
         for n in range(1, 6):  # each read is a new connection: either worker may answer it
             post_events(base, f"user-{n}", n)
