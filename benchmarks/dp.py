@@ -35,12 +35,23 @@ from lmrec.training.config import TrainingConfig  # noqa: E402
 
 # Picked by `screen` on ML-1M validation at epsilon 8 (docs/benchmarks.md); {} = the library's DP rules.
 FROZEN: dict = {"dp": {}, "model": {}, "training": {}}
-SCREEN = [  # (name, dp options, model options, training options); the rest: pipeline.apply_dp_rules
-    ("adamw", {}, {}, {}),
-    ("adamw d_model 32", {}, {"d_model": 32}, {}),
-    ("sgd lr 0.5", {"optimizer": "sgd"}, {}, {}),
-    ("sgd lr 2", {"optimizer": "sgd"}, {}, {"lr": 2.0}),
-]
+# Every row of the screen in docs/benchmarks.md: `screen --only NAME`. Keys: model (default sasrec),
+# epsilon and epochs (default: the command's), dp / model / training options; what a variant
+# leaves unset follows pipeline.apply_dp_rules.
+SCREEN = {
+    "non-private lr rule windows 200": {"epochs": 5, "model_cfg": {"max_len": 200},
+                                         "training": {"lr": 2e-3, "warmup_steps": 30}},
+    "lr 1e-2 windows 200": {"epochs": 3, "model_cfg": {"max_len": 200}, "training": {"lr": 1e-2, "warmup_steps": 3}},
+    "lr 3e-2 windows 200": {"epochs": 3, "model_cfg": {"max_len": 200}, "training": {"lr": 3e-2, "warmup_steps": 3}},
+    "batch 1024": {"dp": {"batch_size": 1024}, "training": {"lr": 1e-2, "warmup_steps": 3}},
+    "adamw": {},
+    "adamw d_model 32": {"model_cfg": {"d_model": 32}},
+    "sgd lr 0.5": {"dp": {"optimizer": "sgd"}},
+    "sgd lr 2": {"dp": {"optimizer": "sgd"}, "training": {"lr": 2.0}},
+    "batch 2048 lr 3e-2": {"dp": {"batch_size": 2048}, "training": {"lr": 3e-2, "warmup_steps": 2}},
+    "content-only sasrec-text": {"model": "sasrec-text", "model_cfg": {"fusion": "text"}},
+    "epsilon 10000": {"epsilon": 1e4, "training": {"warmup_steps": 5}},
+}
 
 
 def screen(args) -> None:
@@ -49,21 +60,25 @@ def screen(args) -> None:
     labels = make_split(inter, LeaveOneOutConfig())
     train = inter.subset(labels == TRAIN)
     valid = Validator(inter, labels)
-    print(f"machine: {machine()}; {args.data}: {inter.n_users:,} users; epsilon {args.epsilon:g}, "
-          f"{args.epochs} epochs per fit (noise for fit + refit)")
-    for name, dp, model_cfg, training in SCREEN:
+    print(f"machine: {machine()}; {args.data}: {inter.n_users:,} users; epsilon {args.epsilon:g} and "
+          f"{args.epochs} epochs per fit unless a variant sets them (noise for fit + refit)")
+    for name, v in SCREEN.items():
         if args.only and name not in args.only.split(","):
             continue
         seed_everything(0)
-        dp_cfg = DPConfig(epsilon=args.epsilon, epochs=args.epochs, **dp)
+        epsilon, epochs = v.get("epsilon", args.epsilon), v.get("epochs", args.epochs)
+        dp_cfg = DPConfig(epsilon=epsilon, epochs=epochs, **v.get("dp", {}))
         plan = DPPlan.make(dp_cfg, inter.n_users, fits=2)
-        model = create_model("sasrec", model_cfg, training=TrainingConfig(eval_every=1, **training))
+        model = create_model(v.get("model", "sasrec"), v.get("model_cfg", {}),
+                             training=TrainingConfig(eval_every=1, **v.get("training", {})))
+        if model.uses_item_content:
+            model.attach_items(dataset.item_info, [])
         apply_dp_rules(model, dp_cfg, plan)
         model.hooks = [DPSGD(Accountant(plan))]
         t0 = time.perf_counter()
         model.fit(train, valid, time_budget_s=3600)
         curve = [round(h["valid"], 4) for h in model.train_state.history]
-        row = {"kind": "screen", "data": args.data, "epsilon": args.epsilon, "variant": name, "noise": plan.noise_multiplier,
+        row = {"kind": "screen", "data": args.data, "epsilon": epsilon, "variant": name, "noise": plan.noise_multiplier,
                "valid_curve": curve, "seconds": time.perf_counter() - t0}
         print(row, flush=True)
         append_jsonl(args.jsonl, row)
