@@ -94,7 +94,7 @@ def start_server(run_dir: Path, db: str, workers: int) -> tuple[subprocess.Popen
     raise RuntimeError("the server did not start")
 
 
-def postgres(work: Path):
+def postgres():
     """A PostgreSQL server for the benchmark, durable settings (fsync on, synchronous_commit on)."""
     sys.path.insert(0, str(Path(__file__).parents[1]))
     from tests.postgres import PostgresServer
@@ -128,7 +128,7 @@ def main() -> None:
           f"(index + search {time.perf_counter() - t0:.1f}s)")
     users = json.loads((work / "run" / "data" / "users.json").read_text())["ids"]
     items = json.loads((work / "run" / "data" / "items.json").read_text())["ids"]
-    pg = postgres(work) if "postgresql" in args.setups else None
+    pg = postgres() if "postgresql" in args.setups else None
     rows = []
     try:
         for j, setup in enumerate(args.setups.split(",")):
