@@ -188,7 +188,7 @@ def dp_popularity(sequences: Sequences, n_items: int, accountant: Accountant, se
 
 
 class DPPopularity:
-    """The run artifact ``dp/``: the popularity counts the service falls back on, and the accounting."""
+    """The run artifact ``dp/``: the DP popularity counts the service falls back on (the accounting is in run.json)."""
 
     def __init__(self, counts: np.ndarray) -> None:
         self.counts = counts
