@@ -120,8 +120,9 @@ def main() -> None:
                 if "frozen" in parts:
                     r = run_one(dataset, model, FROZEN[(dataset, model)], seed=seed)
                     r["label"] = f"{model}, frozen config, seed {seed}"
+                    st = r["fitted"].train_state
                     print(f"[{dataset} {model}] frozen, seed {seed}: NDCG@10 {r['summary']['overall']['ndcg@10']:.4f}, "
-                          f"fit {r['fit_s']:.0f}s", flush=True)
+                          f"fit {r['fit_s']:.0f}s, best epoch {st.best_epoch} of {st.epoch}", flush=True)
                     rows.append(r)
         finally:
             shutil.rmtree(work, ignore_errors=True)

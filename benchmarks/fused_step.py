@@ -24,7 +24,7 @@ from text import runs  # noqa: E402
 from lmrec.data import load_dataset  # noqa: E402
 from lmrec.data.splits import TRAIN, LeaveOneOutConfig, make_split  # noqa: E402
 from lmrec.models import create_model  # noqa: E402
-from lmrec.training.auto import native_bf16  # noqa: E402
+from lmrec.training.device import bf16_supported  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     shrunk = int(((model.warm > 0) & (model.warm < 1)).sum())
     opt = torch.optim.AdamW(model.net.parameters(), lr=1e-3)
     model.net.train()
-    bf16 = native_bf16()
+    bf16 = bf16_supported("cpu")
 
     def ms_per_step(loss_fn) -> float:
         t0 = time.perf_counter()

@@ -29,7 +29,7 @@ from lmrec.evaluation.interest import InterestValidator, evaluate_interest, form
 from lmrec.evaluation.report import write_report
 from lmrec.explain.interests import InterestCodes, SparseCoded, choose_active, describe_atoms
 from lmrec.explain.visuals import write_visuals
-from lmrec.models.base import InterestPredictor, PrivatelyTrainable, Recommender, VectorScorer, validate_config
+from lmrec.models.base import Accelerated, InterestPredictor, PrivatelyTrainable, Recommender, VectorScorer, validate_config
 from lmrec.models.registry import get_model_class
 from lmrec.privacy import Pseudonymiser
 from lmrec.privacy.dp import DP_DIR, DPSGD, Accountant, DPPlan, DPPopularity, dp_popularity
@@ -40,6 +40,7 @@ from lmrec.social.blend import choose_weights, score_variants
 from lmrec.training import distributed
 from lmrec.training.auto import DEFAULT_BUDGET_MINUTES
 from lmrec.training.config import RuntimeConfig, TrainingConfig
+from lmrec.training.device import choose, describe
 from lmrec.training.multitask import MultiTask, item_categories
 from lmrec.training.regularisers import StateL1
 
@@ -93,13 +94,17 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     ``social``: a user -> user relation file whose neighbourhoods are blended in (``lmrec.social``);
     ``forget``: user ids whose events are left out entirely (the tombstones of an event store)."""
     config = config or RunConfig()
-    parallel = distributed.init()  # under torchrun: data-parallel fits, rank 0 evaluates and writes
+    klass = get_model_class(model_name)
+    requested, cpu_only = config.runtime.device, cpu_only_parts(klass, config)
+    device = choose(requested, cpu_only)
+    config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"device": device})})
+    parallel = distributed.init(device)  # under torchrun: data-parallel fits, rank 0 evaluates and writes
     if parallel and not distributed.is_main():
         log = lambda *_: None  # noqa: E731
         config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"progress": False})})
+    log(f"device: {describe(device, requested, cpu_only)}")
     minutes = DEFAULT_BUDGET_MINUTES if config.training.time_budget == "auto" else config.training.time_budget
     budget = Budget(minutes)
-    klass = get_model_class(model_name)
     for key in config.model:
         for section, fields in (("training", TrainingConfig.model_fields), ("runtime", RuntimeConfig.model_fields)):
             if key in fields and key not in klass.Config.model_fields:
@@ -156,7 +161,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
             raise ConfigError(f"distributed training: model {klass.name!r} has no training loop to share; torchrun "
                               "applies to sasrec, sasrec-text and dnn")
         eval_model.hooks = [*eval_model.hooks, distributed.DistributedDataParallel()]
-        log(f"distributed: {distributed.world()[1]} processes ({'nccl' if torch.cuda.is_available() else 'gloo'}), "
+        log(f"distributed: {distributed.world()[1]} processes ({distributed.backend()}), "
             f"each on 1/{distributed.world()[1]} of every batch")
     if config.multitask.tasks:
         if not klass.trains_on_sequences:
@@ -387,6 +392,15 @@ def evaluate_codes(model: Recommender, dense: dict, train, dataset, labels: np.n
 
 def _by_history(summary: dict, metric: str) -> dict:
     return {"all": summary["overall"][metric]} | {b: v[metric] for b, v in summary["by_history"].items()}
+
+
+def cpu_only_parts(klass, config: RunConfig) -> list[str]:
+    """What of this run's fit trains on the CPU only (``lmrec.training.device``), judged from the
+    config before the model is built (augmentation "recommended" counts: it may switch on)."""
+    parts = [] if issubclass(klass, Accelerated) else [f"model {klass.name!r}"]
+    return parts + [what for what, on in (("data augmentation", bool(config.augmentation.methods)),
+                                          ("DP-SGD", config.privacy.dp is not None),
+                                          ("multitask heads", bool(config.multitask.tasks))) if on]
 
 
 def build_augmenter(config: RunConfig, profile: DataProfile, klass, dataset, log):

@@ -115,3 +115,27 @@ def test_compressed_storage_round_trip_keeps_the_ranking(fitted, tmp_path):
     a, _ = fitted.recommend(histories(), k=3)
     b, _ = loaded.recommend(histories(), k=3)
     assert (a == b).mean() >= 0.75
+
+
+def test_accelerated_networks_make_tensors_on_their_inputs_device(fitted):
+    """A model that declares ``Accelerated`` may train on a GPU: its network must not create a
+    tensor on a fixed device. On the meta device any CPU tensor the forward pass makes is an
+    error, which is what the same mistake is on CUDA (this machine has no GPU)."""
+    import copy
+
+    from lmrec.models.base import Accelerated
+
+    if not isinstance(fitted, Accelerated):
+        pytest.skip(f"{fitted.name} trains on the CPU only (not Accelerated)")
+    net = copy.deepcopy(fitted.net).to("meta").train()
+    tokens = torch.tensor([[0, 0, 3, 1], [2, 5, 4, 1]]).to("meta")  # (B, L) left-padded
+    fused = getattr(fitted.config, "fusion", None) == "fused"  # its table gathers a data-dependent row set
+    table = torch.randn(fitted.n_items + 1, fitted.net.item_table().shape[1], device="meta") if fused \
+        else net.item_table()
+    hidden = net(tokens, table)  # (B, L, D)
+    assert hidden.device.type == "meta" and net(tokens, table, last_only=True).shape[1] == 1
+    assert net.item_weights(table).device.type == "meta"
+    if fused:  # the content-only table of the same network class is data-independent: check it too
+        text_only = fitted._spawn(fitted.config.model_copy(update={"fusion": "text"}), fitted.training)
+        text_only.warm = fitted.warm
+        assert text_only.build_net(fitted.n_items).to("meta").item_table().device.type == "meta"

@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -78,6 +79,12 @@ def _columns(config, user_col, item_col, time_col, rating_col):
     return config
 
 
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
 @app.command()
 @friendly_errors
 def train(
@@ -121,6 +128,11 @@ def train(
         "--nproc", min=1, help="processes training together (data parallel, PyTorch DDP: gloo on CPUs, NCCL on GPUs): "
         "launches `torchrun --nproc-per-node N`; sequence models only; several machines: run torchrun yourself "
         "(docs/distributed.md)")] = 1,
+    device: Annotated[Device | None, typer.Option(
+        "--device", help="where the training steps run (config: "
+        "runtime.device; default auto: a CUDA GPU when torch sees one and the model (sasrec, sasrec-text, dnn) and "
+        "everything in the fit can use it, with bf16 autocast and TF32; validation, evaluation and serving run on "
+        "the CPU)")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory")] = False,
 ) -> None:
     """Train a model and write a self-contained run directory.
@@ -147,6 +159,8 @@ def train(
         cfg.data.item_vectors = [str(p) for p in item_vectors]
     if time_budget is not None:
         cfg.training.time_budget = time_budget
+    if device is not None:
+        cfg.runtime.device = device.value
     if like_threshold is not None:
         cfg.data.like_threshold = like_threshold
     if dp_epsilon is not None:

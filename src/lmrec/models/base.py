@@ -306,6 +306,11 @@ class PrivatelyTrainable(ABC):  # noqa: B024 - a declaration; DP-SGD drives the 
         return None
 
 
+class Accelerated(ABC):  # noqa: B024 - a declaration, checked by tests/models/test_device.py
+    """Capability: the model's training steps may run on a CUDA GPU (``runtime.device``): its
+    network and loss create tensors only on their inputs' device (``lmrec.training.device``)."""
+
+
 class InterestPredictor(ABC):
     """Capability: P(like) of candidate items given a history whose events may carry like /
     dislike labels (1 like, 0 dislike, -1 unlabelled)."""

@@ -152,7 +152,7 @@ class TextSASRecNet(SASRecNet):
                     length = nn.functional.embedding_bag(near, ids.norm(dim=1, keepdim=True), mode="mean")  # (R, 1)
                     borrowed = borrowed * (length / borrowed.norm(dim=1, keepdim=True).clamp_min(1e-8))
                     table = table.index_add(0, rows, ((1 - keep[rows])[:, None] * borrowed).to(table.dtype))
-        return table * (torch.arange(table.shape[0]) > 0)[:, None]
+        return table * (torch.arange(table.shape[0], device=table.device) > 0)[:, None]
 
 
 class SASRecText(SASRec, HasContentVectors):
@@ -253,7 +253,8 @@ class SASRecText(SASRec, HasContentVectors):
         unit = self.net.unit_text  # (n_items, T)
         vectors = nn.functional.embedding(inputs, torch.cat([unit.new_zeros(1, unit.shape[1]), unit]))  # (B, L, T)
         L = inputs.shape[1]
-        lag = torch.arange(L)[:, None] - torch.arange(L)[None, :]  # (L, L): t - j
+        lag = torch.arange(L, device=inputs.device)
+        lag = lag[:, None] - lag[None, :]  # (L, L): t - j
         decay = torch.where((lag >= 0) & (lag < KNN_EVENTS), self.config.text_knn_decay ** lag.clamp(min=0).float(), 0.0)
         profile = torch.einsum("tj,bjd->btd", decay, vectors)[valid]  # (N, T)
         return torch.cat([h, w * profile.to(h.dtype)], dim=1), torch.cat([weights, unit.to(weights.dtype)], dim=1)

@@ -26,12 +26,13 @@ from torch import nn
 from lmrec.data.profile import DataProfile
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.errors import ConfigError
-from lmrec.models.base import EdgeExportable, ModelConfig, Recommender, ValidationSet, Validator, VectorScorer
+from lmrec.models.base import Accelerated, EdgeExportable, ModelConfig, Recommender, ValidationSet, Validator, VectorScorer
 from lmrec.models.edge import EdgeParts, LastState
 from lmrec.training import losses
 from lmrec.training.auto import resolve, resolve_training
 from lmrec.training.batching import LengthBucketedBatches
 from lmrec.training.config import Auto, Positive
+from lmrec.training.device import choose, torch_device
 from lmrec.training.hooks import DataAugmentation, StepOutput, TrainingHook
 from lmrec.training.trainer import LRPath, Trainer
 
@@ -72,6 +73,7 @@ class NeuralRecommender(Recommender):
         self._table: tuple[tuple, torch.Tensor] | None = None  # (weights fingerprint, inference table)
         self._start: dict[str, np.ndarray] | None = None  # set on a fine-tune: the weights training starts from
         self._batches: LengthBucketedBatches | None = None
+        self.device = "cpu"  # where the last fit's steps ran ("cpu" or "cuda"; set by fit)
 
     def build_net(self, n_items: int) -> nn.Module:
         raise NotImplementedError
@@ -83,10 +85,11 @@ class NeuralRecommender(Recommender):
 
     def resolve_auto(self, train: Interactions) -> None:
         """Replace every "auto" of the model and training configs by the rule for ``train``'s profile
-        (a no-op once resolved); ``auto_choices`` records what was chosen."""
+        (a no-op once resolved) and choose the device of the fit; ``auto_choices`` records what was chosen."""
+        self.device = choose(self.runtime.device, self.cpu_only_parts())
         profile = DataProfile.of(train, item_text=self.uses_item_content)
         self.config, model_choices = resolve(self.config, self.auto_values(profile), "model")
-        self.training, training_choices = resolve_training(self.training, profile)
+        self.training, training_choices = resolve_training(self.training, profile, self.device)
         self.auto_choices |= model_choices | training_choices
 
     # --- training ---------------------------------------------------------------------------
@@ -109,6 +112,12 @@ class NeuralRecommender(Recommender):
         """Seconds for the fit: the caller's, else the (resolved) training config's whole budget."""
         return time_budget_s if time_budget_s is not None else self.training.time_budget * 60
 
+    def cpu_only_parts(self) -> list[str]:
+        """What in this fit cannot train on a GPU (``lmrec.training.device``)."""
+        parts = [] if isinstance(self, Accelerated) else [f"model {self.name!r}"]
+        parts += ["data augmentation"] if self.augmentation else []
+        return parts + [f"the {h.name} training hook" for h in self.hooks if not h.accelerated]
+
     def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
         started = time.perf_counter()
         self.setup(train, time_budget_s)
@@ -116,11 +125,20 @@ class NeuralRecommender(Recommender):
             self._load_state(self._start)
             self.net.train()
         left = max(1.0, self._fit_budget(time_budget_s) - (time.perf_counter() - started))  # less augmentation's share
-        trainer = Trainer(self.net, self._batches, self._loss, self.training, self._validator(valid),
-                          runtime=self.runtime, time_budget_s=left, follow=self._follow,
-                          hooks=[*self.hooks, *self._augmentation_hooks])
-        trainer.load_checkpoint()
-        self.train_state = trainer.fit()
+        device = torch_device(self.device)
+        softmax_items = self._softmax_items
+        self.net.to(device)  # before the trainer: hooks (DDP) wrap the module where it trains
+        if softmax_items is not None:
+            self._softmax_items = softmax_items.to(device)
+        try:
+            trainer = Trainer(self.net, self._batches, self._loss, self.training, self._validator(valid),
+                              runtime=self.runtime, time_budget_s=left, follow=self._follow,
+                              hooks=[*self.hooks, *self._augmentation_hooks], device=device)
+            trainer.load_checkpoint()
+            self.train_state = trainer.fit()
+        finally:  # everything after training (evaluation, saving, serving) runs the CPU path
+            self.net.to("cpu")
+            self._softmax_items, self._table = softmax_items, None
         self.train_state.events = len(train)
         return self
 
@@ -177,7 +195,7 @@ class NeuralRecommender(Recommender):
         self.net.eval()
 
 
-class SequentialRecommender(NeuralRecommender, VectorScorer, EdgeExportable):
+class SequentialRecommender(NeuralRecommender, VectorScorer, EdgeExportable, Accelerated):
     """Base of the neural next-item models (the network contract is in the module docstring)."""
 
     Config = SequentialConfig
@@ -203,10 +221,10 @@ class SequentialRecommender(NeuralRecommender, VectorScorer, EdgeExportable):
         if tcfg.loss == "ce":
             loss = losses.chunked_softmax_ce(h, weights, t)
         elif tcfg.loss == "sampled":
-            neg = torch.randint(0, len(weights), (tcfg.n_negatives,))  # (M,) shared by the batch
+            neg = torch.randint(0, len(weights), (tcfg.n_negatives,), device=h.device)  # (M,) shared by the batch
             loss = losses.sampled_softmax_ce((h * weights[t]).sum(-1), h @ weights[neg].T, neg[None, :] == t[:, None])
         else:
-            neg = torch.randint(0, len(weights), (len(t),))  # one uniform negative per position
+            neg = torch.randint(0, len(weights), (len(t),), device=h.device)  # one uniform negative per position
             loss = losses.bce_one_negative((h * weights[t]).sum(-1), (h * weights[neg]).sum(-1))
         if tcfg.loss_norm == "epoch":  # mean -> sum / (mean positions per batch)
             loss = loss * (len(t) / self._batches.positions_per_batch)

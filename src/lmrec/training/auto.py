@@ -15,25 +15,19 @@ from pydantic import BaseModel
 
 from lmrec.data.profile import DataProfile
 from lmrec.training.config import TrainingConfig
+from lmrec.training.device import bf16_supported
 
 DEFAULT_BUDGET_MINUTES = 24.0
 WARMUP_STEPS = 200
 
 
-def native_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX); emulated bf16 is slower."""
-    import torch
-
-    cpu = getattr(torch, "cpu", None)
-    return any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-
-
-def training_values(p: DataProfile, batch_size: int | None = None) -> dict[str, Any]:
+def training_values(p: DataProfile, batch_size: int | None = None, device: str = "cpu") -> dict[str, Any]:
     """Training rules. Batches of 64 sequences below 10,000 users (ML-1M's best) and 128 above
     (Beauty's), so an epoch has ~100 steps or more; AdamW at 2e-3 with 200 warm-up steps (at most
     two epochs on small data) and a cosine fitted to the time budget (both frozen configs); weight
     decay 0.1 where users and items both have few events (Beauty). ``patience`` and ``eval_every``
-    stay "auto": the trainer resolves them from measured times (see ``Trainer``)."""
+    stay "auto": the trainer resolves them from measured times (see ``Trainer``). bfloat16
+    autocast where ``device`` computes it natively (emulated bf16 is slower than float32)."""
     batch = batch_size or (64 if p.users < 10_000 else 128)
     steps_per_epoch = max(1, math.ceil(p.users / batch))
     return {
@@ -45,7 +39,7 @@ def training_values(p: DataProfile, batch_size: int | None = None) -> dict[str, 
         "lr_schedule": "cosine",
         "warmup_steps": min(WARMUP_STEPS, 2 * steps_per_epoch),
         "valid_users": 10_000 if p.users > 50_000 else None,
-        "bf16": native_bf16(),
+        "bf16": bf16_supported(device),
     }
 
 
@@ -57,6 +51,7 @@ def resolve(config: BaseModel, rules: dict[str, Any], prefix: str) -> tuple[Base
     return resolved, {f"{prefix}.{k}": v for k, v in chosen.items()}
 
 
-def resolve_training(training: TrainingConfig, p: DataProfile) -> tuple[TrainingConfig, dict[str, Any]]:
+def resolve_training(training: TrainingConfig, p: DataProfile,
+                     device: str = "cpu") -> tuple[TrainingConfig, dict[str, Any]]:
     batch = None if training.batch_size == "auto" else training.batch_size
-    return resolve(training, training_values(p, batch), "training")
+    return resolve(training, training_values(p, batch, device), "training")

@@ -68,10 +68,13 @@ class TrainingConfig(BaseModel):
 
 
 class RuntimeConfig(BaseModel):
-    """What does not change the result: progress display and where checkpoints go."""
+    """Where and how the run executes: progress display, checkpoints, the device of the training steps."""
 
     model_config = ConfigDict(extra="forbid")
 
     progress: bool = True
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where the training steps run (lmrec.training.device): auto: a CUDA GPU when torch sees "
+        "one and everything in the fit can use it, else the CPU; validation, evaluation and serving run on the CPU")
     checkpoint_dir: str | None = Field(
         None, description="save a resumable checkpoint here after every epoch (and resume from it)")

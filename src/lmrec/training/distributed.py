@@ -35,15 +35,19 @@ def world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def init() -> bool:
-    """Join the process group when launched by torchrun; True when this is a distributed run."""
+def init(device: str = "cpu") -> bool:
+    """Join the process group when launched by torchrun (NCCL when the steps run on CUDA, else
+    gloo); True when this is a distributed run."""
     rank, size = world()
     if size == 1:
         return False
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend, timeout=TIMEOUT)
+        dist.init_process_group("nccl" if device == "cuda" else "gloo", timeout=TIMEOUT)
     return True
+
+
+def backend() -> str:
+    return dist.get_backend()
 
 
 def is_main() -> bool:
@@ -52,7 +56,8 @@ def is_main() -> bool:
 
 def broadcast(value: float) -> float:
     """Rank 0's ``value`` on every rank."""
-    t = torch.tensor([float(value)], dtype=torch.float64)
+    on = torch.device("cuda", torch.cuda.current_device()) if backend() == "nccl" else None  # NCCL: GPU tensors only
+    t = torch.tensor([float(value)], dtype=torch.float64, device=on)
     dist.broadcast(t, src=0)
     return float(t.item())
 
@@ -80,12 +85,14 @@ class DistributedDataParallel(TrainingHook):
     and the refit)."""
 
     name = "ddp"
+    accelerated = True
 
     def wrap(self, trainer: Trainer) -> None:
         rank, size = world()
         self.rank, self.size = rank, size
         self.norm = trainer.config.loss_norm
-        self.ddp = nn.parallel.DistributedDataParallel(_Loss(trainer.module, trainer.loss_fn))
+        gpu = [trainer.device.index] if trainer.device.type == "cuda" else None
+        self.ddp = nn.parallel.DistributedDataParallel(_Loss(trainer.module, trainer.loss_fn), device_ids=gpu)
         trainer.loss_fn = self._step
         trainer.agree = broadcast
         if trainer.validate is not None:

@@ -36,6 +36,7 @@ class TrainingHook:
 
     name = "hook"
     needs_labels = False  # True: batches carry the events' like / dislike labels (context "labels")
+    accelerated = False  # True: works with the network and batches on a GPU (lmrec.training.device)
 
     def wrap(self, trainer: Trainer) -> None:
         """Called once when the trainer is built, before a checkpoint is loaded."""

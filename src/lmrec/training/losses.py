@@ -37,54 +37,64 @@ def bce_one_negative(pos_logits: torch.Tensor, neg_logits: torch.Tensor) -> torc
     return (F.softplus(-pos_logits.float()) + F.softplus(neg_logits.float())).mean()
 
 
-class _ChunkedSoftmaxCE(torch.autograd.Function):
+def _chunked_ce_forward(ctx, hidden, weights, targets, chunk):  # hidden (N, D), weights (V, D), targets (N,)
+    n = len(targets)
+    lse = torch.empty(n, dtype=torch.float32, device=hidden.device)  # (N,)
+    total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+    for s in range(0, n, chunk):
+        logits = (hidden[s : s + chunk] @ weights.T).float()  # (C, V)
+        lse[s : s + chunk] = torch.logsumexp(logits, dim=1)
+        total += (lse[s : s + chunk] - logits.gather(1, targets[s : s + chunk, None]).squeeze(1)).sum()
+    ctx.save_for_backward(hidden, weights, targets, lse)
+    ctx.chunk = chunk
+    return total / max(n, 1)
+
+
+def _chunked_ce_backward(ctx, grad):
+    hidden, weights, targets, lse = ctx.saved_tensors
+    n, chunk = len(targets), ctx.chunk
+    grad_h = torch.empty_like(hidden)  # (N, D)
+    grad_w = torch.zeros(weights.shape, dtype=torch.float32, device=weights.device)  # (V, D)
+    scale = grad / max(n, 1)
+    for s in range(0, n, chunk):
+        h = hidden[s : s + chunk]  # (C, D)
+        p = ((h @ weights.T).float() - lse[s : s + chunk, None]).exp_()  # (C, V) softmax
+        p[torch.arange(len(h), device=p.device), targets[s : s + chunk]] -= 1.0
+        p *= scale
+        grad_h[s : s + chunk] = (p @ weights).to(hidden.dtype)  # autocast: bf16 matmul when enabled
+        grad_w += (p.T @ h).float()
+    return grad_h, grad_w.to(weights.dtype), None, None
+
+
+def _chunked_ce(device_type: str) -> type[torch.autograd.Function]:
     """Full-softmax CE of ``hidden @ weights.T`` without keeping the (N, n_items) logits.
 
     The logits are made chunk by chunk in the forward pass (only each row's logsumexp is kept)
     and made again in the backward pass, where softmax - onehot is turned straight into the
     gradients of ``hidden`` and ``weights``. One extra matmul buys never writing or reading the
     whole logit matrix, which is what bounds full CE on a CPU (memory traffic, not FLOPs).
+    One class per device type: the backward pass runs under the forward's autocast state of
+    that device (bf16 ``hidden`` meets float32 softmax rows there).
     """
+    return type(f"ChunkedSoftmaxCE_{device_type}", (torch.autograd.Function,), {
+        "forward": staticmethod(torch.amp.custom_fwd(device_type=device_type)(_chunked_ce_forward)),
+        "backward": staticmethod(torch.amp.custom_bwd(device_type=device_type)(_chunked_ce_backward))})
 
-    @staticmethod
-    @torch.amp.custom_fwd(device_type="cpu")
-    def forward(ctx, hidden, weights, targets, chunk):  # hidden (N, D), weights (V, D), targets (N,)
-        n = len(targets)
-        lse = torch.empty(n, dtype=torch.float32, device=hidden.device)  # (N,)
-        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        for s in range(0, n, chunk):
-            logits = (hidden[s : s + chunk] @ weights.T).float()  # (C, V)
-            lse[s : s + chunk] = torch.logsumexp(logits, dim=1)
-            total += (lse[s : s + chunk] - logits.gather(1, targets[s : s + chunk, None]).squeeze(1)).sum()
-        ctx.save_for_backward(hidden, weights, targets, lse)
-        ctx.chunk = chunk
-        return total / max(n, 1)
 
-    @staticmethod
-    @torch.amp.custom_bwd(device_type="cpu")
-    def backward(ctx, grad):
-        hidden, weights, targets, lse = ctx.saved_tensors
-        n, chunk = len(targets), ctx.chunk
-        grad_h = torch.empty_like(hidden)  # (N, D)
-        grad_w = torch.zeros(weights.shape, dtype=torch.float32, device=weights.device)  # (V, D)
-        scale = grad / max(n, 1)
-        for s in range(0, n, chunk):
-            h = hidden[s : s + chunk]  # (C, D)
-            p = ((h @ weights.T).float() - lse[s : s + chunk, None]).exp_()  # (C, V) softmax
-            p[torch.arange(len(h)), targets[s : s + chunk]] -= 1.0
-            p *= scale
-            grad_h[s : s + chunk] = (p @ weights).to(hidden.dtype)  # autocast: bf16 matmul when enabled
-            grad_w += (p.T @ h).float()
-        return grad_h, grad_w.to(weights.dtype), None, None
+_CHUNKED_CE = {"cpu": _chunked_ce("cpu"), "cuda": _chunked_ce("cuda")}
+# Rows per chunk: small on a CPU (the (C, V) block stays in cache), large on a GPU (fewer launches).
+CHUNK_ROWS = {"cpu": 256, "cuda": 8192}
 
 
 def chunked_softmax_ce(hidden: torch.Tensor, weights: torch.Tensor, targets: torch.Tensor,
-                       chunk: int = 256) -> torch.Tensor:
+                       chunk: int | None = None) -> torch.Tensor:
     """``full_softmax_ce(hidden @ weights.T, targets)`` in chunks of rows; same value and gradients.
 
-    hidden (N, D), weights (n_items, D), targets (N,) item indices.
+    hidden (N, D), weights (n_items, D), targets (N,) item indices. Any device: meta tensors
+    (device checks in the tests) take the CPU's class.
     """
-    return _ChunkedSoftmaxCE.apply(hidden, weights, targets, chunk)
+    kind = hidden.device.type if hidden.device.type in _CHUNKED_CE else "cpu"
+    return _CHUNKED_CE[kind].apply(hidden, weights, targets, chunk or CHUNK_ROWS[kind])
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

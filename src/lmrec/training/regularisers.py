@@ -13,6 +13,7 @@ class StateL1(TrainingHook):
     that users with a handful of events are described by few, well-estimated directions."""
 
     name = "state_l1"
+    accelerated = True
 
     def __init__(self, weight: float) -> None:
         self.weight = weight

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from safetensors.torch import load_file, save_file
 
 from lmrec.training.config import RuntimeConfig, TrainingConfig
+from lmrec.training.device import to_device
 from lmrec.training.hooks import StepOutput, TrainingHook
 
 VALIDATION_SHARE = 0.15  # eval_every "auto": validation may take about this share of the training time
@@ -91,12 +92,16 @@ class Trainer:
         time_budget_s: float | None = None,
         follow: LRPath | None = None,
         hooks: Sequence[TrainingHook] = (),
+        device: torch.device | None = None,
     ) -> None:
         """``time_budget_s``: stop after the epoch that crosses it, and fit the cosine to it.
-        ``follow``: take every step's learning rate from an earlier run's path (the refit)."""
+        ``follow``: take every step's learning rate from an earlier run's path (the refit).
+        ``device``: where ``module`` is and the steps run (batches are moved there); validation
+        runs with the module moved to the CPU (``lmrec.training.device``)."""
         self.module, self.batches, self.loss_fn, self.config = module, batches, loss_fn, config
         self.runtime = runtime or RuntimeConfig()
         self.validate, self.time_budget_s, self.follow, self.hooks = validate, time_budget_s, follow, list(hooks)
+        self.device = device or torch.device("cpu")
         self.epochs = concrete(config.epochs, "epochs")
         self.lr = concrete(config.lr, "lr")
         self.checkpoint_dir = Path(self.runtime.checkpoint_dir) if self.runtime.checkpoint_dir else None
@@ -123,6 +128,7 @@ class Trainer:
                 tensors[f"optim.{idx}.{name}"] = value if torch.is_tensor(value) else torch.tensor(value)
         if self._best_weights is not None:
             tensors |= {f"best.{k}": v for k, v in self._best_weights.items()}
+        tensors = {k: v.cpu() for k, v in tensors.items()}
         tmp = d / "checkpoint.safetensors.tmp"
         save_file(tensors, tmp)
         tmp.replace(d / "checkpoint.safetensors")
@@ -181,6 +187,16 @@ class Trainer:
         return max(1, min(MAX_EVAL_EVERY, math.ceil(valid_s / max(1e-9, VALIDATION_SHARE * epoch_s))))
 
     # --- loop ------------------------------------------------------------------------------
+    def _validate(self) -> float:
+        """The validation score, computed on the CPU path (the one evaluation and serving run)."""
+        if self.device.type == "cpu":
+            return float(self.validate())
+        self.module.to("cpu")
+        try:
+            return float(self.validate())
+        finally:
+            self.module.to(self.device)
+
     def _stop_reason(self, bad_checks: int) -> str:
         st, patience = self.state, self.config.patience
         if st.epoch >= self.epochs:
@@ -218,7 +234,8 @@ class Trainer:
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr
                     self.optimizer.zero_grad(set_to_none=True)
-                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    batch = to_device(batch, self.device)
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
                         out = self.loss_fn(batch)
                         out = out if isinstance(out, StepOutput) else StepOutput(out)
                         terms = {"loss": out.loss}
@@ -246,7 +263,7 @@ class Trainer:
                 if self.validate is not None and (st.epoch >= st.next_check or st.epoch == self.epochs):
                     self.module.eval()
                     tv = time.perf_counter()
-                    score = self.agree(float(self.validate()))
+                    score = self.agree(self._validate())
                     st.eval_every = int(self.agree(self._eval_every(epoch_s, time.perf_counter() - tv)))
                     st.next_check = st.epoch + st.eval_every
                     record["valid"] = score
