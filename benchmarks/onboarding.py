@@ -11,6 +11,7 @@ diverse >= 1.1x popularity.
 
     python benchmarks/onboarding.py --data ml-1m --minutes 5
     python benchmarks/onboarding.py --data beauty --minutes 5
+    python benchmarks/onboarding.py --data ml-1m beauty --minutes 5 --tune   # slate chosen on validation users
 """
 
 from __future__ import annotations
@@ -58,21 +59,43 @@ def simulate(model, slate: np.ndarray, histories: list[np.ndarray]) -> dict:
     return out
 
 
-def run(dataset: str, minutes: float, users: int) -> dict:
+GRID = [(depth, clusters) for depth in (20, 50, 100, 200) for clusters in (2, 5, 10, 20)]  # (candidates, clusters)
+
+
+def run(dataset: str, minutes: float, users: int, tune: bool) -> dict:
     ds = load_dataset(dataset)
     inter = ds.interactions
     rng = np.random.default_rng(0)
     held = rng.choice(inter.n_users, min(users, inter.n_users // 5), replace=False)
-    rest = inter.subset(~np.isin(inter.user, held))
+    # --tune: as many validation users again, held out too, on which the slate's depth and
+    # clusters are chosen (after-3-clicks NDCG@10); the test users are the same as without it.
+    valid_users = rng.choice(np.setdiff1d(np.arange(inter.n_users), held), len(held), replace=False) if tune \
+        else np.array([], dtype=np.int64)
+    rest = inter.subset(~np.isin(inter.user, np.concatenate([held, valid_users])))
     labels = make_split(rest, LeaveOneOutConfig())
     seed_everything(0)
     model = create_model("sasrec", {}, training={"time_budget": minutes}, runtime={"progress": False})
     model.fit(rest.subset(labels == TRAIN), Validator(rest, labels))
     counts = rest.item_counts()
-    histories = [inter.sequences()[u] for u in held]
-    slates = {"popularity": np.argsort(-counts, kind="stable")[:SLATE],
-              "diverse": diverse_slate(item_space(model, rest.to_matrix()), counts, SLATE)}
+    space = item_space(model, rest.to_matrix())
+    sequences = inter.sequences()
+    histories = [sequences[u] for u in held]
+    slates = {"popularity": np.argsort(-counts, kind="stable")[:SLATE], "diverse": diverse_slate(space, counts, SLATE)}
     result = {"dataset": dataset, "users": len(held), "minutes": minutes}
+    if tune:
+        valid = [sequences[u] for u in valid_users]
+        scores = {f"{d}/{c}": simulate(model, diverse_slate(space, counts, SLATE, depth=d, clusters=c), valid)["ndcg"]
+                  for d, c in GRID}
+        scores["popularity"] = simulate(model, slates["popularity"], valid)["ndcg"]
+        best = max(scores, key=lambda name: scores[name][-1])
+        print(f"[{dataset}] validation NDCG@10 after 3 clicks: "
+              + ", ".join(f"{name} {v[-1]:.4f}" for name, v in scores.items()) + f"; chosen {best}", flush=True)
+        result["validation"], result["chosen"] = scores, best
+        if best != "popularity":
+            d, c = (int(x) for x in best.split("/"))
+            slates["diverse"] = diverse_slate(space, counts, SLATE, depth=d, clusters=c)
+        else:
+            slates["diverse"] = slates["popularity"]
     per_user = {}
     for name, slate in slates.items():
         sim = simulate(model, slate, histories)
@@ -94,7 +117,8 @@ def table(results: list[dict]) -> str:
             if name == "diverse":
                 ratio = s["ndcg"][-1] / r["popularity"]["ndcg"][-1] if r["popularity"]["ndcg"][-1] else float("nan")
                 last = f"{ratio:.2f}x ({r['diff_after_3']:+.4f} +- {r['diff_se']:.4f})"
-            lines.append(f"| {r['dataset']} | {name} | " + " | ".join(f"{v:.4f}" for v in s["ndcg"])
+            label = f"diverse, chosen on validation: {r['chosen']}" if name == "diverse" and "chosen" in r else name
+            lines.append(f"| {r['dataset']} | {label} | " + " | ".join(f"{v:.4f}" for v in s["ndcg"])
                          + f" | {s['users_with_clicks'][0]:.0%} / {s['users_with_clicks'][-1]:.0%} | {last} |")
     return "\n".join(lines)
 
@@ -104,13 +128,15 @@ def main() -> None:
     ap.add_argument("--data", nargs="+", default=["ml-1m"])
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--users", type=int, default=1000)
+    ap.add_argument("--tune", action="store_true", help="choose the diverse slate's depth and clusters on as many "
+                    "held-out validation users (grid GRID; the popularity list is a candidate too)")
     result_options(ap)
     args = ap.parse_args()
     if table_only(args, table):
         return
     results = []
     for dataset in args.data:
-        results.append(run(dataset, args.minutes, args.users))
+        results.append(run(dataset, args.minutes, args.users, args.tune))
         append_jsonl(args.jsonl, results[-1])
         print(table([results[-1]]), flush=True)
     print(f"\nmachine: {machine()}\n")

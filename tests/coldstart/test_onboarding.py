@@ -35,6 +35,9 @@ def test_slate_takes_each_cluster_in_turn(monkeypatch):
     assert diverse_slate(vectors, counts, 3).tolist() == [0, 10, 20]
     assert np.argsort(-counts)[:3].tolist() == [0, 1, 2]  # the popularity slate: one cluster only
     assert len(set(diverse_slate(vectors, counts, 8).tolist())) == 8
+    popular = np.argsort(-counts, kind="stable")
+    assert diverse_slate(vectors, counts, 3, depth=3, clusters=1).tolist() == popular[:3].tolist()
+    assert set(diverse_slate(vectors, counts, 4, depth=6, clusters=2).tolist()) <= set(popular[:6].tolist())
 
 
 def test_models_without_item_vectors_cluster_an_svd_of_the_events():

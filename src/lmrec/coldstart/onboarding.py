@@ -54,15 +54,20 @@ def kmeans(x: np.ndarray, k: int, iterations: int = 25, seed: int = 0) -> np.nda
     return (x @ c.T).argmax(1).numpy()
 
 
-def diverse_slate(vectors: np.ndarray, counts: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
-    """k item indices: popular items spread over the clusters of the popular part of the catalogue."""
-    n_candidates = min(len(counts), max(200, CANDIDATES_PER_SLOT * k))
+def diverse_slate(vectors: np.ndarray, counts: np.ndarray, k: int, *, depth: int | None = None,
+                  clusters: int | None = None, seed: int = 0) -> np.ndarray:
+    """k item indices: popular items spread over the clusters of the popular part of the catalogue.
+
+    ``depth``: how many of the most popular items are candidates (default: 10 per slot, at least
+    200); ``clusters``: how many groups they are split into (default k, at most MAX_CLUSTERS).
+    depth = k with one cluster is the popularity list."""
+    n_candidates = min(len(counts), depth or max(200, CANDIDATES_PER_SLOT * k))
     candidates = np.argsort(-counts, kind="stable")[:n_candidates]
     # Past MAX_CLUSTERS the slate keeps cycling through the clusters rather than splitting them
     # finer: k-means with hundreds of centres took over 10 s on ML-1M (found by fuzzing k=999).
-    clusters = kmeans(vectors[candidates], min(k, MAX_CLUSTERS, len(candidates)), seed=seed)
-    weight = np.bincount(clusters, weights=counts[candidates].astype(float))
-    queues = [list(candidates[clusters == j]) for j in np.argsort(-weight, kind="stable")]  # each most popular first
+    labels = kmeans(vectors[candidates], min(clusters or k, MAX_CLUSTERS, len(candidates)), seed=seed)
+    weight = np.bincount(labels, weights=counts[candidates].astype(float))
+    queues = [list(candidates[labels == j]) for j in np.argsort(-weight, kind="stable")]  # each most popular first
     slate: list[int] = []
     while len(slate) < min(k, len(candidates)):
         for q in queues:
