@@ -108,10 +108,15 @@ class Run:
         idx = np.arange(len(vocab)) if users is None else vocab.lookup(users, what="user id")
         model = self.load_model()
         histories = self.histories(idx)
-        top, scores = model.recommend(histories, k, exclude_seen=exclude_seen)
         social = self.social()
-        if social is not None:
-            blend_social(social, model, self.dataset, idx, histories, k, exclude_seen, top, scores)
+        if social is None:
+            top, scores = model.recommend(histories, k, exclude_seen=exclude_seen)
+        else:  # users with relations get the blend; the model alone ranks for the others
+            top, scores = np.full((len(idx), k), -1, dtype=np.int64), np.full((len(idx), k), -np.inf, dtype=np.float32)
+            blended = blend_social(social, model, self.dataset, idx, histories, k, exclude_seen, top, scores)
+            rest = np.setdiff1d(np.arange(len(idx)), blended)
+            if len(rest):
+                top[rest], scores[rest] = model.recommend(histories.take(rest), k, exclude_seen=exclude_seen)
         valid = top >= 0
         user_col = np.repeat(idx, k).reshape(-1, k)[valid]
         ranks = np.tile(np.arange(1, k + 1), (len(idx), 1))[valid]

@@ -4,6 +4,7 @@ and the service."""
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import scipy.sparse as sp
 from typer.testing import CliRunner
@@ -105,6 +106,9 @@ def test_a_run_keeps_its_graph_and_measures_the_blend(social_run):
     assert len(run.social().pairs) == 14
     recs = run.recommend(["u0", "u29"], 3)
     assert recs.height == 6
+    # u29 has no relations: the model's own list, as if the run had no graph
+    alone, _ = run.load_model().recommend(run.histories(run.dataset.users.lookup(["u29"], what="user id")), 3)
+    assert recs.filter(pl.col("user_id") == "u29")["item_id"].to_list() == list(run.dataset.items.decode(alone[0]))
 
 
 def test_the_service_blends_relations_and_takes_new_ones(social_run, tmp_path):

@@ -61,14 +61,16 @@ class Catalogue:
     index: dict[str, int]  # the text form of an original id -> item index (ids arrive as text or numbers)
     info: pl.DataFrame | None  # metadata rows in index order
     titles: list[str]
+    folded: list[str]  # titles lowercased once per catalogue, for search
     counts: np.ndarray  # training events per item
     popular: np.ndarray  # item indices by count, most first
 
     @classmethod
     def build(cls, model: Recommender, items: Vocabulary, info: pl.DataFrame | None, counts: np.ndarray,
               retrieval: str) -> Catalogue:
+        titles = item_titles(info, np.arange(len(items)))
         return cls(model, make_retriever(model, retrieval), items, {str(i): j for j, i in enumerate(items.ids)}, info,
-                   item_titles(info, np.arange(len(items))), counts, np.argsort(-counts, kind="stable"))
+                   titles, [t.lower() for t in titles], counts, np.argsort(-counts, kind="stable"))
 
     def with_items(self, rows: list[dict], retrieval: str) -> Catalogue:
         """A new catalogue with ``rows`` appended (content models represent them by their content)."""
@@ -250,7 +252,7 @@ class ServiceState:
         cat = self.catalogue
         hits = []
         for j in cat.popular:
-            if all(w in cat.titles[j].lower() for w in words):
+            if all(w in cat.folded[j] for w in words):
                 hits.append(j)
                 if len(hits) == k:
                     break

@@ -57,15 +57,16 @@ def index_pairs(social: Social, users) -> np.ndarray:
 
 
 def blend_social(social: Social, model, dataset, idx: np.ndarray, histories, k: int, exclude_seen: bool,
-                 top: np.ndarray, scores: np.ndarray) -> None:
-    """Replace, in ``top`` / ``scores`` (B, k), the rows of users with relations by the blend of the
-    model with their neighbourhood (friends' whole histories), weighted by their history's bucket."""
+                 top: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Fill, in ``top`` / ``scores`` (B, k), the rows of users with relations with the blend of the
+    model and their neighbourhood (friends' whole histories), weighted by their history's bucket;
+    the rows filled (the other rows are the caller's to fill)."""
     import torch
 
     adj = adjacency(index_pairs(social, dataset.users), dataset.interactions.n_users)
     rows = np.flatnonzero(np.asarray(adj.sum(axis=1)).ravel()[idx] > 0)
     if not len(rows):
-        return
+        return rows
     x = history_matrix(dataset.interactions)
     counts = dataset.interactions.item_counts()
     tiebreak = 1e-6 * counts / max(1, counts.max())  # exact ties (no history): popular first
@@ -81,6 +82,7 @@ def blend_social(social: Social, model, dataset, idx: np.ndarray, histories, k: 
         s = np.stack([neighbours[w.fof[b]][r] for r, b in enumerate(buckets)])
         alpha = np.array([w.alpha[b] for b in buckets], dtype=np.float32)
         top[part], scores[part] = top_k(blend(m, s, alpha), [h[r] for r in range(len(part))], k, exclude_seen)
+    return rows
 
 
 __all__ = ["BUCKETS", "SOCIAL_DIR", "Social", "SocialReport", "SocialWeights", "adjacency", "blend", "bucket_of",
