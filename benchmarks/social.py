@@ -27,7 +27,7 @@ from _common import append_jsonl, machine, result_options, table_only  # noqa: E
 from lmrec.data.splits import TEST, VALID  # noqa: E402
 from lmrec.runs import Run  # noqa: E402
 from lmrec.social import adjacency, index_pairs  # noqa: E402
-from lmrec.social.blend import ALPHAS, FOF_WEIGHTS, score_variants  # noqa: E402
+from lmrec.social.blend import ALPHAS, FOF_WEIGHTS, StageData, score_variants  # noqa: E402
 
 CUTS = (0, 1, 3, 5)
 
@@ -74,10 +74,11 @@ if __name__ == "__main__":
           f"{int((degree > 0).sum()):,} of {data.n_users:,} users have relations (median {np.median(degree):g})")
     combos = [(a, f) for a in ALPHAS for f in FOF_WEIGHTS]
     rows = []
+    valid_stage, test_stage = StageData.of(data, labels, VALID), StageData.of(data, labels, TEST)
     for cut in CUTS:
-        valid = score_variants(model, data, labels, adj, VALID, cut, combos)
+        valid = score_variants(model, valid_stage, adj, cut, combos)
         best = max(combos, key=lambda c: (valid.blends[c].mean(), -c[0], -c[1]))
-        test = score_variants(model, data, labels, adj, TEST, cut, [best])
+        test = score_variants(model, test_stage, adj, cut, [best])
         b = test.blends[best]
         by_degree = {}
         for name, lo, hi in (("1-2 relations", 1, 2), ("3-10", 3, 10), (">10", 11, 10**9)):

@@ -36,7 +36,7 @@ from lmrec.privacy.dp import DP_DIR, DPSGD, Accountant, DPPlan, DPPopularity, dp
 from lmrec.runs import INTERESTS_DIR, Run, item_titles, write_run
 from lmrec.social import SOCIAL_DIR, Social, adjacency, id_pairs, read_social
 from lmrec.social.blend import BUCKETS as SOCIAL_BUCKETS
-from lmrec.social.blend import choose_weights, score_variants
+from lmrec.social.blend import StageData, choose_weights, score_variants
 from lmrec.training import distributed
 from lmrec.training.auto import DEFAULT_BUDGET_MINUTES
 from lmrec.training.config import RuntimeConfig, TrainingConfig
@@ -305,9 +305,10 @@ def evaluate_social(model: Recommender, dataset, labels: np.ndarray, pairs: np.n
     weights = choose_weights(model, dataset.interactions, labels, adj, VALID, seed=seed)
     summary = {"relations": len(pairs), "users_with_relations": int((np.asarray(adj.sum(axis=1)).ravel() > 0).sum()),
                "buckets": {}}
+    test = StageData.of(dataset.interactions, labels, TEST)
     for name, _, _, cut in SOCIAL_BUCKETS:
         combo = (weights.alpha[name], weights.fof[name])
-        v = score_variants(model, dataset.interactions, labels, adj, TEST, cut, [combo])
+        v = score_variants(model, test, adj, cut, [combo])
         summary["buckets"][name] = {
             "history": "whole" if cut is None else f"last {cut}", "users": len(v.users), "alpha": combo[0],
             "fof": combo[1], **{k: float(x.mean()) if len(x) else None for k, x in

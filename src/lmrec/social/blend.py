@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import torch
 
 from lmrec.data.sequences import Interactions, Sequences
-from lmrec.data.splits import eval_set
+from lmrec.data.splits import EvalSet, eval_set
 from lmrec.evaluation.metrics import ndcg
 
 # (name, fewest events, most events, events the validation histories are cut to when picking alpha)
@@ -100,22 +100,34 @@ class Variants:
     blends: dict[tuple[float, float], np.ndarray]  # (alpha, fof) -> per-user NDCG@10
 
 
-def score_variants(model, data: Interactions, labels: np.ndarray, adj: sp.csr_matrix, stage: int,
-                   keep_last: int | None, combos: list[tuple[float, float]], users: np.ndarray | None = None
-                   ) -> Variants:
-    """Users with relations and a target at ``stage``, their history cut to its last ``keep_last``
+@dataclass
+class StageData:
+    """What every history cut of one evaluation stage shares, made once: the stage's eval set, and
+    the events before it (friends' histories and item counts)."""
+
+    es: EvalSet
+    x: sp.csr_matrix  # (n_users, n_items) histories before the stage
+    counts: np.ndarray  # (n_items,) events before the stage
+
+    @classmethod
+    def of(cls, data: Interactions, labels: np.ndarray, stage: int) -> StageData:
+        before = data.subset(labels < stage)
+        return cls(eval_set(data, labels, stage), history_matrix(before),
+                   np.bincount(before.item, minlength=data.n_items).astype(np.float32))
+
+
+def score_variants(model, stage: StageData, adj: sp.csr_matrix, keep_last: int | None,
+                   combos: list[tuple[float, float]], users: np.ndarray | None = None) -> Variants:
+    """Users with relations and a target at the stage, their history cut to its last ``keep_last``
     events (None: whole; the target unchanged; the kept events are what is excluded as seen):
     NDCG@10 of the model, the neighbourhood alone, popularity, and each (alpha, fof) blend.
-    Friends' histories are their events before ``stage``, as the user's own are."""
-    es = eval_set(data, labels, stage)
+    Friends' histories are their events before the stage, as the user's own are."""
+    es, x, counts = stage.es, stage.x, stage.counts
     degree = np.asarray(adj.sum(axis=1)).ravel()
     keep = degree[es.users] > 0
     if users is not None:
         keep &= np.isin(es.users, users)
     rows = np.flatnonzero(keep)
-    before = data.subset(labels < stage)
-    x = history_matrix(before)
-    counts = np.bincount(before.item, minlength=data.n_items).astype(np.float32)
     histories = es.histories.take(rows)
     if keep_last is not None:
         histories = histories.suffixes(keep_last)
@@ -142,7 +154,8 @@ def choose_weights(model, data: Interactions, labels: np.ndarray, adj: sp.csr_ma
                    seed: int = 0) -> SocialWeights:
     """alpha and fof per bucket by validation NDCG@10 of up to 2,000 validation users with relations,
     their histories cut to the bucket's typical length."""
-    es_users = eval_set(data, labels, valid_stage).users
+    stage = StageData.of(data, labels, valid_stage)
+    es_users = stage.es.users
     with_friends = es_users[np.asarray(adj.sum(axis=1)).ravel()[es_users] > 0]
     rng = np.random.default_rng(seed)
     sample = rng.choice(with_friends, min(VALID_USERS, len(with_friends)), replace=False) if len(with_friends) else \
@@ -150,7 +163,7 @@ def choose_weights(model, data: Interactions, labels: np.ndarray, adj: sp.csr_ma
     combos = [(a, f) for a in ALPHAS for f in FOF_WEIGHTS]
     weights = SocialWeights()
     for name, _, _, cut in BUCKETS:
-        v = score_variants(model, data, labels, adj, valid_stage, cut, combos, users=sample)
+        v = score_variants(model, stage, adj, cut, combos, users=sample)
         if not len(v.users):
             continue
         means = {c: float(v.blends[c].mean()) for c in combos}
