@@ -11,53 +11,28 @@ counted as passed.
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
+from lmrec.serving.launch import start_server, stop_server
 
 CHECKS = "not_a_server_error,response_schema_conformance"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def fuzz(run: Path, examples: int, seed: int = 0, port: int | None = None) -> subprocess.CompletedProcess:
     """Start a server on a scratch event store, run Schemathesis against it, stop the server."""
-    port = port or free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        server = subprocess.Popen([sys.executable, "-m", "lmrec.cli.main", "serve", "--run", str(run), "--db",
-                                   str(Path(tmp) / "events.db"), "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server, base = start_server(run, Path(tmp) / "events.db", port=port)
         try:
-            deadline = time.time() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("the server did not start")
-                time.sleep(0.2)
             exe = Path(sys.executable).parent / "schemathesis"
-            return subprocess.run([str(exe), "run", f"http://127.0.0.1:{port}/openapi.json", "--checks", CHECKS,
+            return subprocess.run([str(exe), "run", f"{base}/openapi.json", "--checks", CHECKS,
                                    "-n", str(examples), "--phases", "examples,coverage,fuzzing", "--seed", str(seed),
                                    "--no-color"], capture_output=True, text=True, timeout=1800)
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # still busy with a slow request: it is only a scratch server
-                server.kill()
-                server.wait()
+            stop_server(server)  # a scratch server still busy with a slow request is killed after 30 s
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from sasrec import CONFIGS  # noqa: E402
 from lmrec.config import RunConfig  # noqa: E402
 from lmrec.pipeline import train_run  # noqa: E402
 from lmrec.runs import Run  # noqa: E402
+from lmrec.serving.launch import start_server, stop_server  # noqa: E402
 from lmrec.serving.retrieval import ExactRetriever, FaissRetriever  # noqa: E402
 
 EVENT_BATCHES, EVENT_BATCH = 100, 100
@@ -76,22 +76,10 @@ def wrk_recommend(base: str, users: list, work: Path, connections: int, label: s
     return row
 
 
-def start_server(run_dir: Path, db: str, workers: int) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "lmrec.cli.main", "serve", "--run", str(run_dir), "--db", db,
-                               "--port", str(port), "--workers", str(workers)])
-    for _ in range(600):
-        try:
-            if httpx.get(f"{base}/health").status_code == 200:
-                time.sleep(3 if workers > 1 else 0)  # every worker up, not only the first
-                return server, base
-        except httpx.TransportError:
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("the server did not start")
+def start(run_dir: Path, db: str, workers: int) -> tuple[subprocess.Popen, str]:
+    server, base = start_server(run_dir, db, "--workers", str(workers))
+    time.sleep(3 if workers > 1 else 0)  # every worker up, not only the first that answered
+    return server, base
 
 
 def postgres():
@@ -135,7 +123,7 @@ def main() -> None:
             workers, store = setup.split(":")
             db = str(work / f"events-{j}.db") if store == "sqlite" else pg.create_database(f"bench{j}")
             label = f"{workers} worker(s), {store}"
-            server, base = start_server(work / "run", db, int(workers))
+            server, base = start(work / "run", db, int(workers))
             try:
                 for c in args.connections.split(","):
                     rows.append(wrk_recommend(base, users, work, int(c), label))
@@ -153,8 +141,7 @@ def main() -> None:
                 print(row, flush=True)
                 rows.append(row)
             finally:
-                server.terminate()
-                server.wait(timeout=30)
+                stop_server(server)
     finally:
         if pg is not None:
             pg.remove()

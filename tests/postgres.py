@@ -7,10 +7,11 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from lmrec.serving.launch import free_port
 
 
 def _binary(name: str) -> str | None:
@@ -21,18 +22,12 @@ def _binary(name: str) -> str | None:
     return candidates[-1] if candidates else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PostgresServer:
     """``start()`` returns None or the reason it cannot run; ``url(db)``; ``stop()``; ``restart()``."""
 
     def __init__(self) -> None:
         self.dir: Path | None = None
-        self.port = _free_port()
+        self.port = free_port()
         self.prefix: list[str] = []
         self.fsync = False  # tests: faster, and a crash of the test server loses nothing anyone needs
 

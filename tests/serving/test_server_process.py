@@ -2,38 +2,19 @@
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from lmrec.serving.launch import free_port, start_server
 
 
 def start(itemknn_run, db, port, *extra):
-    cmd = [sys.executable, "-m", "lmrec.cli.main", "serve", "--run", str(itemknn_run), "--db", str(db),
-           "--port", str(port), "--api-key", "k", *extra]
-    log = itemknn_run.parent / f"server-{port}.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-        if proc.poll() is not None:
-            raise RuntimeError(log.read_text())
-    proc.kill()
-    raise RuntimeError("server did not start within 60 s")
+    """The service on ``port`` with API key "k", its output in a log beside the run."""
+    return start_server(itemknn_run, db, "--api-key", "k", *extra, port=port,
+                        log=itemknn_run.parent / f"server-{port}.log")[0]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

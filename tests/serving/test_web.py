@@ -6,8 +6,9 @@ import shutil
 import httpx
 import pytest
 
+from lmrec.serving.launch import free_port
 from tests.conftest import tiny_run
-from tests.serving.test_server_process import free_port, start
+from tests.serving.test_server_process import start
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
