@@ -51,8 +51,8 @@ class TrainingConfig(BaseModel):
         "validation takes about 15% of the time, 1 to 5 epochs)")
     valid_users: Positive | None | Auto = Field(
         "auto", description="validate on a fixed random subset of this many users (auto: 10,000 above 50,000 users)")
-    bf16: bool | Auto = Field("auto", description="bfloat16 autocast for training matmuls; auto: on when the CPU has "
-                              "native bf16")
+    bf16: bool | Auto = Field("auto", description="bfloat16 autocast for training matmuls; auto: on when the "
+                              "device of the steps (runtime.device) computes bf16 natively")
     loss: Literal["ce", "sampled", "bce"] = Field(
         "ce", description="ce: full softmax cross-entropy; sampled: softmax over n_negatives shared uniform "
         "negatives; bce: one negative per position (original SASRec)")
