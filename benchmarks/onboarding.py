@@ -62,7 +62,7 @@ def simulate(model, slate: np.ndarray, histories: list[np.ndarray]) -> dict:
 GRID = [(depth, clusters) for depth in (20, 50, 100, 200) for clusters in (2, 5, 10, 20)]  # (candidates, clusters)
 
 
-def run(dataset: str, minutes: float, users: int, tune: bool) -> dict:
+def run(dataset: str, minutes: float, users: int, tune: bool, seed: int = 0) -> dict:
     ds = load_dataset(dataset)
     inter = ds.interactions
     rng = np.random.default_rng(0)
@@ -73,15 +73,15 @@ def run(dataset: str, minutes: float, users: int, tune: bool) -> dict:
         else np.array([], dtype=np.int64)
     rest = inter.subset(~np.isin(inter.user, np.concatenate([held, valid_users])))
     labels = make_split(rest, LeaveOneOutConfig())
-    seed_everything(0)
-    model = create_model("sasrec", {}, training={"time_budget": minutes}, runtime={"progress": False})
+    seed_everything(seed)  # the model's fit; the held-out users are the same for every seed
+    model = create_model("sasrec", {}, training={"time_budget": minutes, "seed": seed}, runtime={"progress": False})
     model.fit(rest.subset(labels == TRAIN), Validator(rest, labels))
     counts = rest.item_counts()
     space = item_space(model, rest.to_matrix())
     sequences = inter.sequences()
     histories = [sequences[u] for u in held]
     slates = {"popularity": np.argsort(-counts, kind="stable")[:SLATE], "diverse": diverse_slate(space, counts, SLATE)}
-    result = {"dataset": dataset, "users": len(held), "minutes": minutes}
+    result = {"dataset": dataset, "users": len(held), "minutes": minutes, "seed": seed}
     if tune:
         valid = [sequences[u] for u in valid_users]
         scores = {f"{d}/{c}": simulate(model, diverse_slate(space, counts, SLATE, depth=d, clusters=c), valid)["ndcg"]
@@ -118,7 +118,8 @@ def table(results: list[dict]) -> str:
                 ratio = s["ndcg"][-1] / r["popularity"]["ndcg"][-1] if r["popularity"]["ndcg"][-1] else float("nan")
                 last = f"{ratio:.2f}x ({r['diff_after_3']:+.4f} +- {r['diff_se']:.4f})"
             label = f"diverse, chosen on validation: {r['chosen']}" if name == "diverse" and "chosen" in r else name
-            lines.append(f"| {r['dataset']} | {label} | " + " | ".join(f"{v:.4f}" for v in s["ndcg"])
+            lines.append(f"| {r['dataset']}, fit seed {r.get('seed', 0)} | {label} | "
+                         + " | ".join(f"{v:.4f}" for v in s["ndcg"])
                          + f" | {s['users_with_clicks'][0]:.0%} / {s['users_with_clicks'][-1]:.0%} | {last} |")
     return "\n".join(lines)
 
@@ -128,6 +129,7 @@ def main() -> None:
     ap.add_argument("--data", nargs="+", default=["ml-1m"])
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--users", type=int, default=1000)
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds of the model's fit (one row per seed)")
     ap.add_argument("--tune", action="store_true", help="choose the diverse slate's depth and clusters on as many "
                     "held-out validation users (grid GRID; the popularity list is a candidate too)")
     result_options(ap)
@@ -136,9 +138,10 @@ def main() -> None:
         return
     results = []
     for dataset in args.data:
-        results.append(run(dataset, args.minutes, args.users, args.tune))
-        append_jsonl(args.jsonl, results[-1])
-        print(table([results[-1]]), flush=True)
+        for seed in (int(x) for x in args.seeds.split(",")):
+            results.append(run(dataset, args.minutes, args.users, args.tune, seed))
+            append_jsonl(args.jsonl, results[-1])
+            print(table([results[-1]]), flush=True)
     print(f"\nmachine: {machine()}\n")
     print(table(results))
 

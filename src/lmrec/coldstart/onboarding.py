@@ -15,7 +15,12 @@ import torch
 
 MAX_CLUSTERS = 50
 MAX_SLATE = 100
-CANDIDATES_PER_SLOT = 10  # candidates: the top k * this items by popularity (at least 200)
+# Candidates: the top k * CANDIDATES_PER_SLOT items by popularity (at least MIN_CANDIDATES), in k
+# clusters. Chosen on held-out validation users of ML-1M and Beauty (benchmarks/onboarding.py
+# --tune, grid 20-200 candidates x 2-20 clusters for a slate of 20): 100 candidates in 20 clusters
+# was best on both; the popularity list and the earlier 200 were worse.
+CANDIDATES_PER_SLOT = 5
+MIN_CANDIDATES = 100
 SVD_DIM = 32
 
 
@@ -58,10 +63,10 @@ def diverse_slate(vectors: np.ndarray, counts: np.ndarray, k: int, *, depth: int
                   clusters: int | None = None, seed: int = 0) -> np.ndarray:
     """k item indices: popular items spread over the clusters of the popular part of the catalogue.
 
-    ``depth``: how many of the most popular items are candidates (default: 10 per slot, at least
-    200); ``clusters``: how many groups they are split into (default k, at most MAX_CLUSTERS).
+    ``depth``: how many of the most popular items are candidates (default: 5 per slot, at least
+    100); ``clusters``: how many groups they are split into (default k, at most MAX_CLUSTERS).
     depth = k with one cluster is the popularity list."""
-    n_candidates = min(len(counts), depth or max(200, CANDIDATES_PER_SLOT * k))
+    n_candidates = min(len(counts), depth or max(MIN_CANDIDATES, CANDIDATES_PER_SLOT * k))
     candidates = np.argsort(-counts, kind="stable")[:n_candidates]
     # Past MAX_CLUSTERS the slate keeps cycling through the clusters rather than splitting them
     # finer: k-means with hundreds of centres took over 10 s on ML-1M (found by fuzzing k=999).
