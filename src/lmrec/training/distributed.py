@@ -42,6 +42,8 @@ def init(device: str = "cpu") -> bool:
     if size == 1:
         return False
     if not dist.is_initialized():
+        if device == "cuda":  # NCCL: each process on its own GPU before the group forms
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group("nccl" if device == "cuda" else "gloo", timeout=TIMEOUT)
     return True
 
