@@ -79,7 +79,8 @@ def faithfulness(model, histories: Sequences, rng: np.random.Generator, explaine
     out = {"users": len(users), "explained": explained, "pairs": len(hist), "explain_ms_per_user": 1000 * explain_s}
     window = [max(0, len(h) - MAX_EVENTS) for h in hist]
     if isinstance(model, AttendsToHistory):  # how often attention points at the event occlusion blames
-        attention = model.history_attention(Sequences.from_lists(hist))
+        per_history = model.history_attention(Sequences.from_lists([histories[r] for r in users]))
+        attention = [a for a, its in zip(per_history, user_items, strict=True) for _ in its]  # one per pair
         out["attention_agrees"] = float(np.mean([int(np.argmax(a[w:])) == int(np.argmax(d[0]))
                                                  for a, d, w in zip(attention, drops, window, strict=True)]))
     choices = {

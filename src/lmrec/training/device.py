@@ -15,13 +15,11 @@ fit (data augmentation, DP-SGD, multi-task heads) keeps the whole fit on the CPU
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from lmrec.errors import ConfigError
-
-DeviceName = Literal["auto", "cpu", "cuda"]
 
 
 def cuda_available() -> bool:

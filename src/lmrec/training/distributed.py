@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from lmrec.training.device import torch_device
 from lmrec.training.hooks import StepOutput, TrainingHook
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def init(device: str = "cpu") -> bool:
         return False
     if not dist.is_initialized():
         if device == "cuda":  # NCCL: each process on its own GPU before the group forms
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+            torch_device(device)
         dist.init_process_group("nccl" if device == "cuda" else "gloo", timeout=TIMEOUT)
     return True
 
