@@ -9,9 +9,12 @@ clicks (clicked items excluded). NDCG@10 against the rest of the user's whole hi
 with fewer matching items keeps the recommendations of their last click. Target: after 3 clicks,
 diverse >= 1.1x popularity.
 
-    python benchmarks/onboarding.py --data ml-1m --minutes 5
-    python benchmarks/onboarding.py --data beauty --minutes 5
-    python benchmarks/onboarding.py --data ml-1m beauty --minutes 5 --tune   # slate chosen on validation users
+The diverse slate's setting (candidates x clusters, or the popularity list) is chosen as
+``lmrec train`` chooses it (``lmrec.pipeline.choose_onboarding``: the fit's validation users
+treated as new users), or with ``--tune`` on as many more users held out of the fit.
+
+    python benchmarks/onboarding.py --data ml-1m beauty --minutes 5 --seeds 0,1,2
+    python benchmarks/onboarding.py --data ml-1m beauty --minutes 5 --tune   # chosen on held-out users
 """
 
 from __future__ import annotations
@@ -21,45 +24,14 @@ import argparse
 import numpy as np
 from _common import append_jsonl, machine, result_options, table_only
 
-from lmrec.coldstart.onboarding import diverse_slate, item_space
+from lmrec.coldstart.onboarding import GRID, REFERENCE_SLATE, SlateSetting, choose_setting, first_slate, item_space, simulate
 from lmrec.data import load_dataset
-from lmrec.data.sequences import Sequences
 from lmrec.data.splits import TRAIN, LeaveOneOutConfig, make_split
 from lmrec.evaluation import Validator
-from lmrec.evaluation import metrics as M
 from lmrec.models import create_model
-from lmrec.pipeline import seed_everything
+from lmrec.pipeline import choose_onboarding, seed_everything
 
-SLATE, K, CLICKS = 20, 10, 3
-
-
-def ndcg(recs: np.ndarray, relevant: list[set]) -> np.ndarray:
-    hits = np.array([[i in rel for i in row] for row, rel in zip(recs, relevant, strict=True)])  # (U, K)
-    return M.PER_USER["ndcg"](hits, np.array([len(r) for r in relevant]), K)
-
-
-def simulate(model, slate: np.ndarray, histories: list[np.ndarray]) -> dict:
-    clicks = [[int(i) for i in slate if i in set(h.tolist())][:CLICKS] for h in histories]
-    out = {"users_with_clicks": [float(np.mean([len(c) >= n for c in clicks])) for n in range(1, CLICKS + 1)]}
-    per_user = []
-    for c in range(CLICKS + 1):
-        relevant = [set(h.tolist()) - set(cl[:c]) for h, cl in zip(histories, clicks, strict=True)]
-        if c == 0:
-            recs = np.tile(slate[:K], (len(histories), 1))
-        else:
-            shown = [cl[:c] if cl else [] for cl in clicks]
-            recs = np.tile(slate[:K], (len(histories), 1))  # no click at all: still the slate
-            rows = [r for r, s in enumerate(shown) if s]
-            if rows:
-                top, _ = model.recommend(Sequences.from_lists([shown[r] for r in rows]), K)
-                recs[rows] = top
-        per_user.append(ndcg(recs, relevant))
-    out["ndcg"] = [float(v.mean()) for v in per_user]
-    out["per_user_last"] = per_user[-1]
-    return out
-
-
-GRID = [(depth, clusters) for depth in (20, 50, 100, 200) for clusters in (2, 5, 10, 20)]  # (candidates, clusters)
+SLATE = REFERENCE_SLATE
 
 
 def run(dataset: str, minutes: float, users: int, tune: bool, seed: int = 0) -> dict:
@@ -80,27 +52,24 @@ def run(dataset: str, minutes: float, users: int, tune: bool, seed: int = 0) -> 
     space = item_space(model, rest.to_matrix())
     sequences = inter.sequences()
     histories = [sequences[u] for u in held]
-    slates = {"popularity": np.argsort(-counts, kind="stable")[:SLATE], "diverse": diverse_slate(space, counts, SLATE)}
     result = {"dataset": dataset, "users": len(held), "minutes": minutes, "seed": seed}
-    if tune:
-        valid = [sequences[u] for u in valid_users]
-        scores = {f"{d}/{c}": simulate(model, diverse_slate(space, counts, SLATE, depth=d, clusters=c), valid)["ndcg"]
-                  for d, c in GRID}
-        scores["popularity"] = simulate(model, slates["popularity"], valid)["ndcg"]
-        best = max(scores, key=lambda name: scores[name][-1])
-        print(f"[{dataset}] validation NDCG@10 after 3 clicks: "
-              + ", ".join(f"{name} {v[-1]:.4f}" for name, v in scores.items()) + f"; chosen {best}", flush=True)
-        result["validation"], result["chosen"] = scores, best
-        if best != "popularity":
-            d, c = (int(x) for x in best.split("/"))
-            slates["diverse"] = diverse_slate(space, counts, SLATE, depth=d, clusters=c)
-        else:
-            slates["diverse"] = slates["popularity"]
+    if tune:  # chosen on the held-out validation users
+        setting, scores = choose_setting(model, space, counts, [sequences[u] for u in valid_users])
+        result["chosen_on"] = "held-out validation users"
+    else:  # what `lmrec train` does: chosen on the fit's validation users, treated as new
+        choice = choose_onboarding(model, rest, labels, seed)
+        setting, scores = SlateSetting(choice["depth"], choice["clusters"]), choice["ndcg_after_3_clicks"]
+        result["chosen_on"] = "lmrec train's validation users"
+    print(f"[{dataset}] NDCG@10 after 3 clicks ({result['chosen_on']}): "
+          + ", ".join(f"{name} {v:.4f}" for name, v in scores.items()) + f"; chosen {setting.name()}", flush=True)
+    result["validation"], result["chosen"] = scores, setting.name()
+    slates = {"popularity": first_slate(space, counts, SLATE, SlateSetting(*GRID[0])),
+              "diverse": first_slate(space, counts, SLATE, setting)}
     per_user = {}
     for name, slate in slates.items():
         sim = simulate(model, slate, histories)
-        per_user[name] = sim.pop("per_user_last")
-        result[name] = sim
+        per_user[name] = sim["ndcg"][-1]
+        result[name] = {"ndcg": [float(v.mean()) for v in sim["ndcg"]], "users_with_clicks": sim["users_with_clicks"]}
     diff = per_user["diverse"] - per_user["popularity"]
     result["diff_after_3"] = float(diff.mean())
     result["diff_se"] = float(diff.std(ddof=1) / np.sqrt(len(diff)))
@@ -117,7 +86,8 @@ def table(results: list[dict]) -> str:
             if name == "diverse":
                 ratio = s["ndcg"][-1] / r["popularity"]["ndcg"][-1] if r["popularity"]["ndcg"][-1] else float("nan")
                 last = f"{ratio:.2f}x ({r['diff_after_3']:+.4f} +- {r['diff_se']:.4f})"
-            label = f"diverse, chosen on validation: {r['chosen']}" if name == "diverse" and "chosen" in r else name
+            label = f"diverse, chosen on {r.get('chosen_on', 'validation')}: {r['chosen']}" \
+                if name == "diverse" and "chosen" in r else name
             lines.append(f"| {r['dataset']}, fit seed {r.get('seed', 0)} | {label} | "
                          + " | ".join(f"{v:.4f}" for v in s["ndcg"])
                          + f" | {s['users_with_clicks'][0]:.0%} / {s['users_with_clicks'][-1]:.0%} | {last} |")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 import lmrec
+from lmrec.coldstart.onboarding import CHOICE_USERS, choose_setting, item_space
 from lmrec.config import RunConfig
 from lmrec.data import DATASETS, ProcessingConfig, load_dataset
 from lmrec.data.profile import DataProfile
@@ -233,6 +234,14 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         timings["interests_s"] = time.perf_counter() - t0
         budget.reserve -= config.interests.max_seconds + 10  # only the served model's codes are still to come
 
+    onboarding = None
+    # Under DP the choice would read private histories outside the accountant: the default slate.
+    if validator is not None and klass.task == "next-item" and accountant is None:
+        t0 = time.perf_counter()
+        onboarding = choose_onboarding(eval_model, dataset.interactions, labels, config.training.seed)
+        timings["onboarding_s"] = time.perf_counter() - t0
+        log(format_onboarding(onboarding))
+
     social_artifact = None
     if pairs is not None:
         t0 = time.perf_counter()
@@ -280,6 +289,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         "auto_choices": eval_model.auto_choices,
         "augmentation": eval_model.augmentation_summary if augmenter else None,
         "privacy": summary.get("privacy"),
+        "onboarding": onboarding,
         "timings": timings,
         "time_budget_s": budget.total,
     }
@@ -294,6 +304,28 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     write_report(out, summary, title=f"{model_name} on {dataset.name}", context=report_context(meta),
                  head_fraction=config.evaluation.head_fraction)
     return TrainResult(out, summary, timings, stats, budget.total)
+
+
+def choose_onboarding(model: Recommender, data, labels: np.ndarray, seed: int) -> dict:
+    """The new-user slate's setting (``lmrec.coldstart.onboarding``), chosen on up to CHOICE_USERS
+    validation users treated as new: the clicks and the items judged are their events before the
+    test event; popularity and the item space are the training part's."""
+    users = np.unique(data.user[labels == VALID])
+    users = np.sort(np.random.default_rng(seed).choice(users, min(CHOICE_USERS, len(users)), replace=False))
+    known = data.subset(labels != TEST).sequences()
+    train = data.subset(labels == TRAIN)
+    setting, scores = choose_setting(model, item_space(model, train.to_matrix()), train.item_counts(),
+                                     [known[u] for u in users])
+    return setting.as_dict() | {"chosen": setting.name(), "users": len(users), "ndcg_after_3_clicks": scores}
+
+
+def format_onboarding(choice: dict) -> str:
+    scores = choice["ndcg_after_3_clicks"]
+    setting = "the popularity list" if choice["chosen"] == "popularity" else \
+        f"{choice['depth']} candidates in {choice['clusters']} clusters"
+    return (f"onboarding: the first slate of new users is {setting}, chosen on {choice['users']:,} validation users "
+            f"treated as new (NDCG@10 after 3 clicks {scores[choice['chosen']]:.4f}; popularity list "
+            f"{scores['popularity']:.4f})")
 
 
 def evaluate_social(model: Recommender, dataset, labels: np.ndarray, pairs: np.ndarray, seed: int

@@ -182,13 +182,20 @@ class Run:
     def onboarding(self, k: int = 20) -> pl.DataFrame:
         """A first slate for someone with no history (see :mod:`lmrec.coldstart.onboarding`):
         ``rank, item_id, title, events``."""
-        from lmrec.coldstart.onboarding import diverse_slate, item_space
+        from lmrec.coldstart.onboarding import first_slate, item_space
 
         inter = self.dataset.interactions
         counts = self.popularity()
-        slate = diverse_slate(item_space(self.load_model(), inter.to_matrix()), counts, k)
+        slate = first_slate(item_space(self.load_model(), inter.to_matrix()), counts, k, self.onboarding_setting())
         return pl.DataFrame({"rank": np.arange(1, len(slate) + 1), "item_id": pl.Series(self.dataset.items.decode(slate)),
                              "title": self.item_titles(slate), "events": counts[slate]})
+
+    def onboarding_setting(self):
+        """The first slate's setting chosen by ``train`` (None: runs from before the choice, DP runs)."""
+        from lmrec.coldstart.onboarding import SlateSetting
+
+        chosen = self.meta.get("onboarding")
+        return SlateSetting(chosen["depth"], chosen["clusters"]) if chosen else None
 
     def explainer(self, model: Recommender | None = None) -> Explainer:
         """Explanations of the served model (or ``model``) against every event of the run."""

@@ -1,15 +1,19 @@
 """The first slate for a new user: popular, but one item per cluster before a second from any."""
 
+import json
+import math
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from lmrec.cli.main import app
 from lmrec.coldstart import onboarding
-from lmrec.coldstart.onboarding import diverse_slate, item_space, kmeans
+from lmrec.coldstart.onboarding import SlateSetting, choose_setting, diverse_slate, first_slate, item_space, kmeans, simulate
 from lmrec.config import RunConfig
 from lmrec.models.baselines import EASE
 from lmrec.pipeline import train_run
+from lmrec.runs import Run
 from tests.conftest import call_service, interactions_from, tiny_run
 
 
@@ -48,9 +52,72 @@ def test_models_without_item_vectors_cluster_an_svd_of_the_events():
     assert len(set(labels[:3])) == 1 and len(set(labels[3:])) == 1 and labels[0] != labels[3]
 
 
+def test_a_setting_scales_with_the_slate():
+    assert SlateSetting(100, 20).at(20) == (100, 20) and SlateSetting(100, 20).at(10) == (50, 10)
+    assert SlateSetting(20, 1).at(5) == (5, 1) and SlateSetting(20, 1).name() == "popularity"
+    assert SlateSetting(50, 10).at(1) == (2, 1) and SlateSetting(50, 10).name() == "50/10"
+
+
+class ClusterModel:
+    """Recommends the most popular unclicked items of the clusters the clicks fall in."""
+
+    def __init__(self, cluster_of: np.ndarray, counts: np.ndarray) -> None:
+        self.cluster_of, self.counts = cluster_of, counts
+
+    def recommend(self, histories, k):
+        rows = []
+        for r in range(len(histories)):
+            clicked = set(histories[r].tolist())
+            same = [i for i in np.argsort(-self.counts, kind="stable")
+                    if self.cluster_of[i] in self.cluster_of[list(clicked)] and i not in clicked]
+            rows.append((same + [-1] * k)[:k])
+        return np.array(rows), None
+
+
+def test_simulated_new_users_by_hand():
+    cluster_of, counts = np.repeat([0, 1], 15), np.arange(30, 0, -1)  # items 0-14, 15-29; item 0 most popular
+    model = ClusterModel(cluster_of, counts)
+    slate = np.r_[0:10, 15:25]
+    # A clicks 3 (their only slate item), then gets cluster 0's top 10 without 3: 0-2, 4-10;
+    # B clicks nothing and keeps the slate.
+    sim = simulate(model, slate, [np.array([3, 10, 27]), np.array([27])])
+    dcg = lambda ranks: sum(1 / math.log2(r + 1) for r in ranks)  # noqa: E731
+    assert sim["users_with_clicks"] == [0.5, 0.0, 0.0]
+    assert sim["ndcg"][0].tolist() == pytest.approx([dcg([4]) / dcg([1, 2, 3]), 0])  # 3 is 4th of the slate
+    for after in sim["ndcg"][1:]:  # {10, 27} left; 10 is the 10th recommendation
+        assert after.tolist() == pytest.approx([dcg([10]) / dcg([1, 2]), 0])
+
+
+def test_the_choice_prefers_a_slate_that_reaches_every_cluster():
+    # 3 clusters of 40 items, all of cluster 0 more popular than cluster 1, and 1 than 2: the top 20
+    # by popularity is cluster 0 only. Users like one cluster each; the model recommends from it.
+    cluster_of = np.repeat([0, 1, 2], 40)
+    counts = np.arange(120, 0, -1)
+    vectors = np.eye(3, dtype=np.float32)[cluster_of] + 0.01 * np.random.default_rng(0).normal(size=(120, 3))
+    rng = np.random.default_rng(1)
+    histories = [rng.choice(np.arange(40) + 40 * (u % 3), 8, replace=False) for u in range(30)]
+    setting, scores = choose_setting(ClusterModel(cluster_of, counts), vectors.astype(np.float32), counts, histories)
+    assert scores["popularity"] < scores[setting.name()] and setting.depth >= 100  # cluster 2 starts at rank 81
+    assert set(scores) == {"popularity"} | {f"{d}/{c}" for d in (20, 50, 100, 200) for c in (2, 5, 10, 20)}
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     return tiny_run(tmp_path_factory.mktemp("onboarding"), training={"epochs": 3}, interests={"atoms": 0}).run_dir
+
+
+def test_train_chooses_the_slate_that_the_run_serves(run_dir, tmp_path):
+    choice = json.loads((run_dir / "run.json").read_text())["onboarding"]
+    assert choice["users"] > 0 and choice["chosen"] in choice["ndcg_after_3_clicks"]
+    assert choice["ndcg_after_3_clicks"][choice["chosen"]] == max(choice["ndcg_after_3_clicks"].values())
+    run = Run.open(run_dir)
+    setting = run.onboarding_setting()
+    assert (setting.depth, setting.clusters) == (choice["depth"], choice["clusters"])
+    space = item_space(run.load_model(), run.dataset.interactions.to_matrix())
+    expected = run.dataset.items.decode(first_slate(space, run.popularity(), 6, setting))
+    assert run.onboarding(6)["item_id"].to_list() == list(expected)
+    body = call_service(run_dir, tmp_path / "e.db", "GET", "/onboarding?k=6").json()
+    assert [i["item_id"] for i in body] == list(expected)
 
 
 def test_cli_and_service(run_dir, tmp_path):

@@ -106,6 +106,7 @@ def test_dp_run_records_epsilon_and_serves_dp_popularity(tmp_path):
     meta = json.loads((result.run_dir / "run.json").read_text())
     spent = meta["privacy"]["epsilon"]
     assert 0 < spent <= 8 and meta["privacy"]["steps"] == meta["privacy"]["planned_steps"]
+    assert meta["onboarding"] is None  # choosing the slate would read histories outside the accountant
     run = Run.open(result.run_dir)
     dp_counts = np.load(result.run_dir / "dp" / "popularity.npy")
     np.testing.assert_array_equal(run.popularity(), np.rint(dp_counts))

@@ -5,13 +5,23 @@ Candidates are the most popular items; they are clustered (k-means on unit item 
 model's own when it has them, else a truncated SVD of the interaction matrix), clusters are taken
 in order of their total popularity, and each gives its most popular item in turn (round robin)
 until the slate is full.
+
+How deep to draw candidates and into how many clusters is chosen per run (``choose_setting``,
+called by ``lmrec train``): validation users are treated as new users shown each candidate slate,
+who click the slate items in their history (up to 3), and the setting whose recommendations after
+those clicks are best wins; the popularity list is a candidate too.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+from lmrec.data.sequences import Sequences
+from lmrec.evaluation import metrics as M
 
 MAX_CLUSTERS = 50
 MAX_SLATE = 100
@@ -22,6 +32,31 @@ MAX_SLATE = 100
 CANDIDATES_PER_SLOT = 5
 MIN_CANDIDATES = 100
 SVD_DIM = 32
+# The per-run choice: slates of REFERENCE_SLATE items, simulated new users click up to CLICKS of
+# them, NDCG@10 of the model's recommendations after those clicks decides.
+REFERENCE_SLATE, CLICKS, K = 20, 3, 10
+GRID = ((20, 1),) + tuple((depth, clusters) for depth in (20, 50, 100, 200) for clusters in (2, 5, 10, 20))
+CHOICE_USERS = 1000
+
+
+@dataclass(frozen=True)
+class SlateSetting:
+    """Candidates (``depth``) and ``clusters`` for a slate of ``REFERENCE_SLATE`` items; other slate
+    sizes scale both. depth = the slate with one cluster is the popularity list."""
+
+    depth: int
+    clusters: int
+
+    def at(self, k: int) -> tuple[int, int]:
+        """(depth, clusters) for a slate of k items."""
+        scale = k / REFERENCE_SLATE
+        return max(k, round(self.depth * scale)), max(1, min(k, round(self.clusters * scale)))
+
+    def name(self) -> str:
+        return "popularity" if self.clusters == 1 and self.depth <= REFERENCE_SLATE else f"{self.depth}/{self.clusters}"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 def item_space(model, train: sp.csr_matrix) -> np.ndarray:
@@ -64,8 +99,8 @@ def diverse_slate(vectors: np.ndarray, counts: np.ndarray, k: int, *, depth: int
     """k item indices: popular items spread over the clusters of the popular part of the catalogue.
 
     ``depth``: how many of the most popular items are candidates (default: 5 per slot, at least
-    100); ``clusters``: how many groups they are split into (default k, at most MAX_CLUSTERS).
-    depth = k with one cluster is the popularity list."""
+    100, the fallback when a run has no chosen setting); ``clusters``: how many groups they are
+    split into (default k, at most MAX_CLUSTERS). depth = k with one cluster is the popularity list."""
     n_candidates = min(len(counts), depth or max(MIN_CANDIDATES, CANDIDATES_PER_SLOT * k))
     candidates = np.argsort(-counts, kind="stable")[:n_candidates]
     # Past MAX_CLUSTERS the slate keeps cycling through the clusters rather than splitting them
@@ -79,3 +114,44 @@ def diverse_slate(vectors: np.ndarray, counts: np.ndarray, k: int, *, depth: int
             if q and len(slate) < k:
                 slate.append(int(q.pop(0)))
     return np.array(slate, dtype=np.int64)
+
+
+def first_slate(vectors: np.ndarray, counts: np.ndarray, k: int, setting: SlateSetting | None) -> np.ndarray:
+    """The slate a run serves: its chosen setting scaled to k, else the default."""
+    depth, clusters = setting.at(k) if setting is not None else (None, None)
+    return diverse_slate(vectors, counts, k, depth=depth, clusters=clusters)
+
+
+def simulate(model, slate: np.ndarray, histories: list[np.ndarray]) -> dict:
+    """New users shown ``slate``: each clicks the slate items in their history, in slate order, up to
+    CLICKS. After 0 clicks they get the slate's first K, after c clicks the model's top-K from
+    those clicks (a user with fewer matching items keeps the list of their last click).
+    ``ndcg``: (CLICKS + 1) arrays of per-user NDCG@K against the rest of each history."""
+    seen = [set(h.tolist()) for h in histories]
+    clicks = [[int(i) for i in slate if i in h][:CLICKS] for h in seen]
+    per_click = []
+    recs = np.tile(slate[:K], (len(histories), 1))  # (U, K); no click at all: still the slate
+    for c in range(CLICKS + 1):
+        rows = [r for r, cl in enumerate(clicks) if c and len(cl) >= c]  # the others keep their last list
+        if rows:
+            recs[rows], _ = model.recommend(Sequences.from_lists([clicks[r][:c] for r in rows]), K)
+        relevant = [h.difference(cl[:c]) for h, cl in zip(seen, clicks, strict=True)]
+        hits = np.array([[i in rel for i in row] for row, rel in zip(recs, relevant, strict=True)])  # (U, K)
+        per_click.append(M.PER_USER["ndcg"](hits, np.array([len(r) for r in relevant]), K))
+    return {"ndcg": per_click,
+            "users_with_clicks": [float(np.mean([len(cl) >= n for cl in clicks])) for n in range(1, CLICKS + 1)]}
+
+
+def choose_setting(model, vectors: np.ndarray, counts: np.ndarray, histories: list[np.ndarray],
+                   grid=GRID) -> tuple[SlateSetting, dict[str, float]]:
+    """The setting of ``grid`` whose simulated new users (``histories``) get the best NDCG@10 after
+    CLICKS clicks, and every setting's score. Ties keep the earlier setting (popularity first)."""
+    scores: dict[str, float] = {}
+    best, best_score = None, -1.0
+    for depth, clusters in grid:
+        setting = SlateSetting(depth, clusters)
+        slate = first_slate(vectors, counts, REFERENCE_SLATE, setting)
+        scores[setting.name()] = score = float(simulate(model, slate, histories)["ndcg"][-1].mean())
+        if score > best_score:
+            best, best_score = setting, score
+    return best, scores

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from lmrec.coldstart.onboarding import diverse_slate, item_space
+from lmrec.coldstart.onboarding import first_slate, item_space
 from lmrec.data.labels import DISLIKE, LIKE, UNLABELLED
 from lmrec.data.sequences import Sequences
 from lmrec.data.vocab import Vocabulary
@@ -213,7 +213,8 @@ class ServiceState:
             vectors = item_space(cat.model, self._train_matrix)
             n = min(len(vectors), len(cat.counts))  # items added since training have no events: not popular
             cached = self._onboarding = {"catalogue": cat, "k": k,
-                                         "slate": diverse_slate(vectors[:n], cat.counts[:n], k)}
+                                         "slate": first_slate(vectors[:n], cat.counts[:n], k,
+                                                              self.run.onboarding_setting())}
         idx = cached["slate"]
         return self._recommendations(cat, idx, cat.counts[idx].astype(float))
 
