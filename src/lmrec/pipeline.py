@@ -240,7 +240,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         t0 = time.perf_counter()
         onboarding = choose_onboarding(eval_model, dataset.interactions, labels, config.training.seed)
         timings["onboarding_s"] = time.perf_counter() - t0
-        log(format_onboarding(onboarding))
+        log(f"{format_onboarding(onboarding)}; {timings['onboarding_s']:.1f} s")
 
     social_artifact = None
     if pairs is not None:

@@ -88,6 +88,17 @@ def test_simulated_new_users_by_hand():
         assert after.tolist() == pytest.approx([dcg([10]) / dcg([1, 2]), 0])
 
 
+def test_a_catalogue_smaller_than_the_lists():
+    inter = interactions_from([[0, 1], [1, 2], [0, 2]], 3)
+    model = EASE().fit(inter)
+    assert item_space(model, inter.to_matrix()[:, :2]).shape == (2, 3)  # too small for an SVD: the columns
+    sim = simulate(model, np.array([0, 1, 2]), [np.array([1, 2]), np.array([0])])
+    assert [len(v) for v in sim["ndcg"]] == [2] * 4 and sim["users_with_clicks"] == [1.0, 0.5, 0.0]
+    setting, scores = choose_setting(model, item_space(model, inter.to_matrix()), inter.item_counts(),
+                                     [np.array([1, 2]), np.array([0, 2])])
+    assert setting.name() in scores
+
+
 def test_the_choice_prefers_a_slate_that_reaches_every_cluster():
     # 3 clusters of 40 items, all of cluster 0 more popular than cluster 1, and 1 than 2: the top 20
     # by popularity is cluster 0 only. Users like one cluster each; the model recommends from it.
@@ -123,7 +134,7 @@ def test_train_chooses_the_slate_that_the_run_serves(run_dir, tmp_path):
 def test_cli_and_service(run_dir, tmp_path):
     r = CliRunner().invoke(app, ["onboarding", "--run", str(run_dir), "--k", "4"])
     assert r.exit_code == 0, r.output
-    assert "first slate for a new user" in r.output and "Item number" in r.output
+    assert "first slate for a new user" in r.output and "Item number" in r.output and "chosen by train" in r.output
     body = call_service(run_dir, tmp_path / "e.db", "GET", "/onboarding?k=4").json()
     assert len(body) == 4 and len({i["item_id"] for i in body}) == 4 and body[0]["title"].startswith("Item number")
     assert call_service(run_dir, tmp_path / "e.db", "GET", "/onboarding?k=0").status_code == 422

@@ -363,17 +363,29 @@ def onboarding(
 
     Popular items, but spread over the catalogue's main clusters (k-means over the model's item
     vectors, or over an SVD of the events for models without them), so that a newcomer's first
-    clicks tell the model more than clicks on the top-k of one genre would.
+    clicks tell the model more than clicks on the top-k of one genre would. How many popular items
+    and how many clusters is the setting `lmrec train` chose on the run's validation users (see
+    docs/new-users.md).
     """
     from lmrec.runs import Run
 
-    df = Run.open(run).onboarding(k)
+    r = Run.open(run)
+    df = r.onboarding(k)
+    setting = r.onboarding_setting()
+    if setting is None:
+        how = "the default setting (this run made no choice: a DP run, the interest model or an older run)"
+    elif setting.name() == "popularity":
+        how = "chosen by train: the popularity list"
+    else:
+        depth, clusters = setting.at(k)
+        how = f"chosen by train: {depth} candidates in {clusters} clusters"
     table = Table(title=f"first slate for a new user ({run})")
     for col in df.columns:
         table.add_column(col)
     for row in df.iter_rows():
         table.add_row(*map(str, row))
     console.print(table)
+    console.print(f"slate: {how}")
 
 
 @app.command()

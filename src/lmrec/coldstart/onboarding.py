@@ -70,7 +70,9 @@ def item_space(model, train: sp.csr_matrix) -> np.ndarray:
     from scipy.sparse.linalg import svds
 
     m = train.astype(np.float32)
-    dim = max(1, min(SVD_DIM, min(m.shape) - 1))
+    if min(m.shape) < 3:  # too small to truncate: the items' columns themselves
+        return np.ascontiguousarray(m.T.toarray())  # (n_items, n_users)
+    dim = min(SVD_DIM, min(m.shape) - 1)
     _, s, vt = svds(m, k=dim, random_state=0)
     return (vt.T * s).astype(np.float32)  # (n_items, dim)
 
@@ -127,17 +129,18 @@ def simulate(model, slate: np.ndarray, histories: list[np.ndarray]) -> dict:
     CLICKS. After 0 clicks they get the slate's first K, after c clicks the model's top-K from
     those clicks (a user with fewer matching items keeps the list of their last click).
     ``ndcg``: (CLICKS + 1) arrays of per-user NDCG@K against the rest of each history."""
+    k = min(K, len(slate))  # a catalogue smaller than K: lists of all it has
     seen = [set(h.tolist()) for h in histories]
     clicks = [[int(i) for i in slate if i in h][:CLICKS] for h in seen]
     per_click = []
-    recs = np.tile(slate[:K], (len(histories), 1))  # (U, K); no click at all: still the slate
+    recs = np.tile(slate[:k], (len(histories), 1))  # (U, k); no click at all: still the slate
     for c in range(CLICKS + 1):
         rows = [r for r, cl in enumerate(clicks) if c and len(cl) >= c]  # the others keep their last list
         if rows:
-            recs[rows], _ = model.recommend(Sequences.from_lists([clicks[r][:c] for r in rows]), K)
+            recs[rows], _ = model.recommend(Sequences.from_lists([clicks[r][:c] for r in rows]), k)
         relevant = [h.difference(cl[:c]) for h, cl in zip(seen, clicks, strict=True)]
-        hits = np.array([[i in rel for i in row] for row, rel in zip(recs, relevant, strict=True)])  # (U, K)
-        per_click.append(M.PER_USER["ndcg"](hits, np.array([len(r) for r in relevant]), K))
+        hits = np.array([[i in rel for i in row] for row, rel in zip(recs, relevant, strict=True)])  # (U, k)
+        per_click.append(M.PER_USER["ndcg"](hits.reshape(len(recs), k), np.array([len(r) for r in relevant]), k))
     return {"ndcg": per_click,
             "users_with_clicks": [float(np.mean([len(cl) >= n for cl in clicks])) for n in range(1, CLICKS + 1)]}
 
