@@ -31,8 +31,6 @@ from lmrec.evaluation import Validator
 from lmrec.models import create_model
 from lmrec.pipeline import choose_onboarding, seed_everything
 
-SLATE = REFERENCE_SLATE
-
 
 def run(dataset: str, minutes: float, users: int, tune: bool, seed: int = 0) -> dict:
     ds = load_dataset(dataset)
@@ -63,8 +61,8 @@ def run(dataset: str, minutes: float, users: int, tune: bool, seed: int = 0) -> 
     print(f"[{dataset}] NDCG@10 after 3 clicks ({result['chosen_on']}): "
           + ", ".join(f"{name} {v:.4f}" for name, v in scores.items()) + f"; chosen {setting.name()}", flush=True)
     result["validation"], result["chosen"] = scores, setting.name()
-    slates = {"popularity": first_slate(space, counts, SLATE, SlateSetting(*GRID[0])),
-              "diverse": first_slate(space, counts, SLATE, setting)}
+    slates = {"popularity": first_slate(space, counts, REFERENCE_SLATE, SlateSetting(*GRID[0])),
+              "diverse": first_slate(space, counts, REFERENCE_SLATE, setting)}
     per_user = {}
     for name, slate in slates.items():
         sim = simulate(model, slate, histories)
