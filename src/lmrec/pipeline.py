@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import lmrec
-from lmrec.coldstart.onboarding import CHOICE_USERS, choose_setting, item_space
+from lmrec.coldstart.onboarding import CHOICE_USERS, SlateSetting, choose_setting, item_space
 from lmrec.config import RunConfig
 from lmrec.data import DATASETS, ProcessingConfig, load_dataset
 from lmrec.data.profile import DataProfile
@@ -321,8 +321,7 @@ def choose_onboarding(model: Recommender, data, labels: np.ndarray, seed: int) -
 
 def format_onboarding(choice: dict) -> str:
     scores = choice["ndcg_after_3_clicks"]
-    setting = "the popularity list" if choice["chosen"] == "popularity" else \
-        f"{choice['depth']} candidates in {choice['clusters']} clusters"
+    setting = SlateSetting(choice["depth"], choice["clusters"]).describe()
     return (f"onboarding: the first slate of new users is {setting}, chosen on {choice['users']:,} validation users "
             f"treated as new (NDCG@10 after 3 clicks {scores[choice['chosen']]:.4f}; popularity list "
             f"{scores['popularity']:.4f})")

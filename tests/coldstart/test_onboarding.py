@@ -56,6 +56,8 @@ def test_a_setting_scales_with_the_slate():
     assert SlateSetting(100, 20).at(20) == (100, 20) and SlateSetting(100, 20).at(10) == (50, 10)
     assert SlateSetting(20, 1).at(5) == (5, 1) and SlateSetting(20, 1).name() == "popularity"
     assert SlateSetting(50, 10).at(1) == (2, 1) and SlateSetting(50, 10).name() == "50/10"
+    assert SlateSetting(100, 20).describe(10) == "50 candidates in 10 clusters"
+    assert SlateSetting(20, 1).describe() == "the popularity list"
 
 
 class ClusterModel:

@@ -372,13 +372,8 @@ def onboarding(
     r = Run.open(run)
     df = r.onboarding(k)
     setting = r.onboarding_setting()
-    if setting is None:
-        how = "the default setting (this run made no choice: a DP run, the interest model or an older run)"
-    elif setting.name() == "popularity":
-        how = "chosen by train: the popularity list"
-    else:
-        depth, clusters = setting.at(k)
-        how = f"chosen by train: {depth} candidates in {clusters} clusters"
+    how = "the default setting (this run made no choice: a DP run, the interest model or an older run)" \
+        if setting is None else f"chosen by train: {setting.describe(k)}"
     table = Table(title=f"first slate for a new user ({run})")
     for col in df.columns:
         table.add_column(col)

@@ -55,6 +55,13 @@ class SlateSetting:
     def name(self) -> str:
         return "popularity" if self.clusters == 1 and self.depth <= REFERENCE_SLATE else f"{self.depth}/{self.clusters}"
 
+    def describe(self, k: int = REFERENCE_SLATE) -> str:
+        """In words, for a slate of k items."""
+        if self.name() == "popularity":
+            return "the popularity list"
+        depth, clusters = self.at(k)
+        return f"{depth} candidates in {clusters} clusters"
+
     def as_dict(self) -> dict:
         return asdict(self)
 
