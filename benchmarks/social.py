@@ -4,13 +4,19 @@ A run trained with `--social` (its evaluated model, trained on the training part
 histories are cut to their last 0, 1, 3 and 5 events (the held-out target unchanged; the kept
 events are what is excluded as seen); Last.fm has no timestamps, so the held-out event is a
 random one per user (seeded) and "last" means last in that random order. For each cut, the blend
-weight and the friends-of-friends weight are picked on validation users cut the same way; test
-users with relations then get popularity, the model alone, the neighbourhood alone and the blend.
-Friends' histories are their events before the test stage. NDCG@10 mean +- standard error.
+weight, the friends-of-friends weight and the shared-history weight are picked on validation users
+cut the same way; test users with relations then get popularity, the model alone, the
+neighbourhood alone and the blend. Friends' histories are their events before the test stage.
+NDCG@10 mean +- standard error; with several runs (seeds), each ratio's mean +- std over them.
 
     lmrec train --data lastfm --model sasrec --out /tmp/lastfm-social \
         --social ../shared/data/lastfm/hetrec2011-lastfm-2k/user_friends.dat
     .venv/bin/python benchmarks/social.py --run /tmp/lastfm-social
+    # seeds: the same with --config setting training.seed = 1, 2, then
+    .venv/bin/python benchmarks/social.py --run /tmp/lastfm-social /tmp/lastfm-social-1 /tmp/lastfm-social-2
+
+Another held-out artist per user: `--lastfm-order SEED FILE` writes the plays with each user's
+artists in another random order (the `lastfm` dataset uses seed 0), to train with `--data FILE`.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from _common import append_jsonl, machine, result_options, table_only  # noqa: E
 from lmrec.data.splits import TEST, VALID  # noqa: E402
 from lmrec.runs import Run  # noqa: E402
 from lmrec.social import adjacency, index_pairs  # noqa: E402
-from lmrec.social.blend import ALPHAS, FOF_WEIGHTS, StageData, score_variants  # noqa: E402
+from lmrec.social.blend import StageData, best_combo, grid, score_variants  # noqa: E402
 
 CUTS = (0, 1, 3, 5)
 
@@ -45,39 +51,56 @@ def ratio_ci(a: np.ndarray, b: np.ndarray, seed: int = 0, n: int = 2000) -> tupl
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| events kept | users | popularity | model | social only | blend (alpha, fof) | blend / popularity "
-            "(95% CI) | blend / model (95% CI) |")
+    """Every (run, cut), then, with several runs (seeds), each ratio's mean +- std over them per cut."""
+    head = ("| run | events kept | users | popularity | model | social only | blend (alpha, fof, sim) | blend / "
+            "popularity (95% CI) | blend / model (95% CI) |")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        out.append(f"| {r['cut']} | {r['users']:,} | {r['popularity']} | {r['model']} | {r['social']} | {r['blend']} "
-                   f"({r['alpha']:g}, {r['fof']:g}) | {r['vs_pop']:.2f} ({r['pop_ci'][0]:.2f}-{r['pop_ci'][1]:.2f}) "
+        out.append(f"| {Path(r['run']).name} | {r['cut']} | {r['users']:,} | {r['popularity']} | {r['model']} | "
+                   f"{r['social']} | {r['blend']} ({r['alpha']:g}, {r['fof']:g}, {r.get('sim', 0):g}) | "
+                   f"{r['vs_pop']:.2f} ({r['pop_ci'][0]:.2f}-{r['pop_ci'][1]:.2f}) "
                    f"| {r['vs_model']:.2f} ({r['model_ci'][0]:.2f}-{r['model_ci'][1]:.2f}) |")
+    runs = sorted({r["run"] for r in rows})
+    if len(runs) > 1:
+        out += ["", f"| events kept | blend / popularity over {len(runs)} runs | blend / model |", "|---|---|---|"]
+        for cut in sorted({r["cut"] for r in rows}):
+            per = [r for r in rows if r["cut"] == cut]
+            pop, mod = (np.array([r[k] for r in per]) for k in ("vs_pop", "vs_model"))
+            out.append(f"| {cut} | {pop.mean():.2f} +- {pop.std(ddof=1):.2f} | {mod.mean():.2f} +- {mod.std(ddof=1):.2f} |")
     return "\n".join(out)
 
 
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", type=Path)
-    result_options(ap)
-    args = ap.parse_args()
-    if table_only(args, table):
-        sys.exit(0)
-    run = Run.open(args.run)
+def write_lastfm_order(seed: int, out: Path) -> None:
+    """Last.fm's plays as an event file whose timestamps put each user's artists in a random order
+    (seed): leave-one-out on it holds out another random artist per user."""
+    import polars as pl
+
+    from lmrec.data.datasets import data_dir
+
+    plays = pl.read_csv(data_dir() / "lastfm" / "hetrec2011-lastfm-2k" / "user_artists.dat", separator="\t")
+    order = np.random.default_rng(seed).permutation(plays.height)
+    plays.select(pl.col("userID").alias("user_id"), pl.col("artistID").alias("item_id"),
+                 pl.col("weight").alias("rating"), pl.Series("timestamp", order)).write_csv(out)
+    print(f"wrote {plays.height:,} plays to {out} (order seed {seed})")
+
+
+def measure(path: Path, jsonl: Path | None) -> list[dict]:
+    run = Run.open(path)
     social = run.social()
     if social is None:
-        sys.exit(f"{args.run} was trained without --social")
+        sys.exit(f"{path} was trained without --social")
     model = run.load_model("eval")
     data, labels = run.dataset.interactions, run.labels
     adj = adjacency(index_pairs(social, run.dataset.users), data.n_users)
     degree = np.asarray(adj.sum(axis=1)).ravel()
-    print(f"machine: {machine()}; run {args.run} ({run.model_name} on {run.dataset.name}); "
+    print(f"machine: {machine()}; run {path} ({run.model_name} on {run.dataset.name}); "
           f"{int((degree > 0).sum()):,} of {data.n_users:,} users have relations (median {np.median(degree):g})")
-    combos = [(a, f) for a in ALPHAS for f in FOF_WEIGHTS]
     rows = []
     valid_stage, test_stage = StageData.of(data, labels, VALID), StageData.of(data, labels, TEST)
     for cut in CUTS:
+        combos = grid(cut != 0)
         valid = score_variants(model, valid_stage, adj, cut, combos)
-        best = max(combos, key=lambda c: (valid.blends[c].mean(), -c[0], -c[1]))
+        best = best_combo({c: float(valid.blends[c].mean()) for c in combos})
         test = score_variants(model, test_stage, adj, cut, [best])
         b = test.blends[best]
         by_degree = {}
@@ -85,13 +108,28 @@ if __name__ == "__main__":
             mask = (degree[test.users] >= lo) & (degree[test.users] <= hi)
             by_degree[name] = {"users": int(mask.sum()), "blend": float(b[mask].mean()) if mask.any() else None,
                                "model": float(test.model[mask].mean()) if mask.any() else None}
-        row = {"cut": cut, "users": len(test.users), "popularity": ms(test.popularity), "model": ms(test.model),
-               "social": ms(test.social), "blend": ms(b), "alpha": best[0], "fof": best[1],
-               "vs_pop": float(b.mean() / max(test.popularity.mean(), 1e-12)),
+        row = {"run": str(path), "cut": cut, "users": len(test.users), "popularity": ms(test.popularity),
+               "model": ms(test.model), "social": ms(test.social), "blend": ms(b), "alpha": best[0], "fof": best[1],
+               "sim": best[2], "vs_pop": float(b.mean() / max(test.popularity.mean(), 1e-12)),
                "vs_model": float(b.mean() / max(test.model.mean(), 1e-12)), "by_degree": by_degree,
                "pop_ci": ratio_ci(b, test.popularity), "model_ci": ratio_ci(b, test.model),
                "valid_blend": float(valid.blends[best].mean())}
         rows.append(row)
-        append_jsonl(args.jsonl, row | {"run": str(args.run)})
+        append_jsonl(jsonl, row)
         print({k: (float(v) if isinstance(v, np.floating) else v) for k, v in row.items()}, flush=True)
-    print(table(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, nargs="+", help="runs trained with --social (several: one per seed)")
+    ap.add_argument("--lastfm-order", nargs=2, metavar=("SEED", "FILE"),
+                    help="only write Last.fm's plays in the random order SEED to FILE (CSV)")
+    result_options(ap)
+    args = ap.parse_args()
+    if args.lastfm_order:
+        write_lastfm_order(int(args.lastfm_order[0]), Path(args.lastfm_order[1]))
+        sys.exit(0)
+    if table_only(args, table):
+        sys.exit(0)
+    print(table([row for path in args.run for row in measure(path, args.jsonl)]))

@@ -338,11 +338,11 @@ def evaluate_social(model: Recommender, dataset, labels: np.ndarray, pairs: np.n
                "buckets": {}}
     test = StageData.of(dataset.interactions, labels, TEST)
     for name, _, _, cut in SOCIAL_BUCKETS:
-        combo = (weights.alpha[name], weights.fof[name])
+        combo = weights.combo(name)
         v = score_variants(model, test, adj, cut, [combo])
         summary["buckets"][name] = {
             "history": "whole" if cut is None else f"last {cut}", "users": len(v.users), "alpha": combo[0],
-            "fof": combo[1], **{k: float(x.mean()) if len(x) else None for k, x in
+            "fof": combo[1], "sim": combo[2], **{k: float(x.mean()) if len(x) else None for k, x in
                                 (("model", v.model), ("social", v.social), ("popularity", v.popularity),
                                  ("blend", v.blends[combo]))}}
     return Social(id_pairs(pairs, dataset.users), weights), summary
@@ -386,7 +386,7 @@ def apply_dp_rules(model: Recommender, dp, plan: DPPlan) -> None:
 
 
 def format_social(summary: dict) -> str:
-    rows = [f"{b} ({s['history']}, {s['users']:,} users, alpha {s['alpha']:g}): blend {s['blend']:.4f}, model "
+    rows = [f"{b} ({s['history']}, {s['users']:,} users, alpha {s['alpha']:g}, sim {s['sim']:g}): blend {s['blend']:.4f}, model "
             f"{s['model']:.4f}, social {s['social']:.4f}, popularity {s['popularity']:.4f}"
             for b, s in summary["buckets"].items() if s["users"]]
     return "social blend, test NDCG@10 of users with relations by history kept: " + "; ".join(rows)

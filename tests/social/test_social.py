@@ -10,12 +10,12 @@ import scipy.sparse as sp
 from typer.testing import CliRunner
 
 from lmrec.cli.main import app
-from lmrec.data.sequences import Interactions
+from lmrec.data.sequences import Interactions, Sequences
 from lmrec.data.vocab import Vocabulary
 from lmrec.errors import DataValidationError
 from lmrec.runs import Run
 from lmrec.social import adjacency, blend, neighbourhood_scores, read_social, social_scores
-from lmrec.social.blend import history_matrix
+from lmrec.social.blend import SIMS, best_combo, grid, history_matrix
 from tests.conftest import call_service, tiny_run
 
 USERS = Vocabulary([f"u{i}" for i in range(30)])
@@ -66,6 +66,22 @@ def test_neighbourhood_scores_by_hand():
     np.testing.assert_allclose(with_fof[0], [0.5 * r4, r2 + 0.5 * r4, r2 + 0.5 * r4, 0.5 * r4])  # + user 2 at 0.5
     # The service's per-request version agrees.
     np.testing.assert_allclose(neighbourhood_scores([hist[1]], [hist[2]], 4, 0.5), with_fof[0], rtol=1e-6)
+    # sim: user 1 (kept history: item 0) shares item 0 with both friends, so each counts 1 + 2 * 1
+    # times; with kept history [3] only friend 2 shares it (3x), friend 0 (item 0) counts once.
+    own = Sequences.from_lists([[0], [3]])
+    shared = social_scores(adj, x, np.array([1, 1]), fof=0.0, own=own, sim=2.0)
+    np.testing.assert_allclose(shared[0], 3 * direct[1])
+    np.testing.assert_allclose(shared[1], [1 + 3 * r4, 3 * r4, 3 * r4, 3 * r4])
+    np.testing.assert_allclose(neighbourhood_scores([hist[0], hist[2]], [], 4, 0.0, [3], 2.0), shared[1], rtol=1e-6)
+    # friends of friends are weighed alike: user 0 (kept [3]) reaches user 2 (who has item 3) at fof 0.5
+    np.testing.assert_allclose(social_scores(adj, x, np.array([0]), 0.5, Sequences.from_lists([[3]]), 2.0)[0],
+                               [1.5 * r4, r2 + 1.5 * r4, r2 + 1.5 * r4, 1.5 * r4], rtol=1e-6)
+
+
+def test_weight_search_grid_and_ties():
+    assert {c[2] for c in grid()} == set(SIMS) and {c[2] for c in grid(own_events=False)} == {0.0}
+    means = {(1.0, 0.0, 0.0): 0.4, (0.25, 0.0, 1.0): 0.5, (0.25, 0.0, 0.0): 0.5, (0.5, 0.0, 0.0): 0.5}
+    assert best_combo(means) == (0.25, 0.0, 0.0)  # equal scores: the smaller weights
 
 
 def test_blend_keeps_the_model_where_there_is_no_circle():

@@ -335,7 +335,7 @@ class ServiceState:
         if self.social is None:
             return None
         bucket = bucket_of(len(history))
-        alpha, fof = self.social.weights.alpha[bucket], self.social.weights.fof[bucket]
+        alpha, fof, sim = self.social.weights.combo(bucket)
         with self._histories_lock:  # copies: POST /social may add relations meanwhile
             friends = set(self.friends.get(str(user_id), ()))
             far = set().union(*(self.friends.get(f, set()) for f in friends)) - friends - {str(user_id)} \
@@ -343,7 +343,7 @@ class ServiceState:
         if not friends:
             return None
         near = [self.history(f) or [] for f in friends]
-        social = neighbourhood_scores(near, [self.history(f) or [] for f in far], len(cat.items), fof)
+        social = neighbourhood_scores(near, [self.history(f) or [] for f in far], len(cat.items), fof, history, sim)
         with torch.inference_mode():
             model = cat.model.score(Sequences.from_lists([history])).float().numpy()  # (1, n_items)
         model = model + 1e-6 * cat.counts / max(1, cat.counts.max())  # exact ties (no history): popular first

@@ -77,9 +77,9 @@ def blend_social(social: Social, model, dataset, idx: np.ndarray, histories, k: 
         with torch.inference_mode():
             m = model.score(h).float().numpy() + tiebreak  # (C, n_items)
         buckets = [bucket_of(int(n)) for n in h.lengths()]
-        fof = {w.fof[b] for b in buckets}
-        neighbours = {f: social_scores(adj, x, idx[part], f) for f in fof}
-        s = np.stack([neighbours[w.fof[b]][r] for r, b in enumerate(buckets)])
+        kinds = {(w.fof[b], w.sim[b]) for b in buckets}
+        neighbours = {(f, sim): social_scores(adj, x, idx[part], f, h, sim) for f, sim in kinds}
+        s = np.stack([neighbours[w.fof[b], w.sim[b]][r] for r, b in enumerate(buckets)])
         alpha = np.array([w.alpha[b] for b in buckets], dtype=np.float32)
         top[part], scores[part] = top_k(blend(m, s, alpha), [h[r] for r in range(len(part))], k, exclude_seen)
     return rows

@@ -1,11 +1,13 @@
 """Recommendations from a user's neighbourhood, blended with the model's own.
 
-social(u, i) = sum over u's friends v of x_v[i] / sqrt(|h_v|)  (+ ``fof`` x the same over friends of
-friends who are not friends), where x_v is friend v's history as a 0/1 vector: what u's circle
-has, each friend's vote shrunk by how much they have. The blend is z(model) + alpha * z(social),
-each score z-scored over the catalogue per user, with alpha picked on validation for each
-history-length bucket (a user with no events has nothing but the circle; one with fifty needs it
-less). Users without relations get the model alone.
+social(u, i) = sum over u's friends v of (1 + sim * |h_u & h_v|) * x_v[i] / sqrt(|h_v|)  (+ ``fof`` x
+the same over friends of friends who are not friends), where x_v is friend v's history as a 0/1
+vector: what u's circle has, each friend's vote shrunk by how much they have and grown by how
+much of it u shares (a friend who plays the same artists speaks for u's taste more than one who
+only knows u). The blend is z(model) + alpha * z(social), each score z-scored over the catalogue
+per user, with alpha, fof and sim picked on validation for each history-length bucket (a user
+with no events has nothing but the circle; one with fifty needs it less). Users without
+relations get the model alone.
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ from lmrec.evaluation.metrics import ndcg
 BUCKETS = (("0", 0, 0, 0), ("1-3", 1, 3, 2), ("4-10", 4, 10, 7), (">10", 11, 10**9, None))
 ALPHAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0)
 FOF_WEIGHTS = (0.0, 0.25)
+# On Last.fm validation (seventeenth session) sim 0.5-1 raised the blend by 1-3% at 1, 3 and 5
+# events and 2 and more lowered it at 3.
+SIMS = (0.0, 1.0)
 CHUNK = 512
+Combo = tuple[float, float, float]  # (alpha, fof, sim)
 VALID_USERS = 2000
 
 
@@ -34,11 +40,16 @@ def bucket_of(n_events: int) -> str:
 
 @dataclass
 class SocialWeights:
-    """What validation chose per bucket: the blend weight alpha and the friends-of-friends weight."""
+    """What validation chose per bucket: the blend weight alpha, the friends-of-friends weight and
+    the shared-history weight (runs written before it was added have none: 0)."""
 
     alpha: dict[str, float] = field(default_factory=lambda: {b[0]: 0.0 for b in BUCKETS})
     fof: dict[str, float] = field(default_factory=lambda: {b[0]: 0.0 for b in BUCKETS})
-    validation: dict[str, dict] = field(default_factory=dict)  # bucket -> {"alpha,fof": NDCG@10}
+    validation: dict[str, dict] = field(default_factory=dict)  # bucket -> {"alpha,fof,sim": NDCG@10}
+    sim: dict[str, float] = field(default_factory=lambda: {b[0]: 0.0 for b in BUCKETS})
+
+    def combo(self, bucket: str) -> Combo:
+        return self.alpha[bucket], self.fof[bucket], self.sim[bucket]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,10 +63,17 @@ def history_matrix(data: Interactions) -> sp.csr_matrix:
     return sp.diags(1.0 / np.sqrt(np.maximum(lengths, 1))).dot(x).tocsr()
 
 
-def social_scores(adj: sp.csr_matrix, x: sp.csr_matrix, users: np.ndarray, fof: float) -> np.ndarray:
-    """(B, n_items) neighbourhood scores of ``users`` (rows of ``adj``)."""
+def social_scores(adj: sp.csr_matrix, x: sp.csr_matrix, users: np.ndarray, fof: float,
+                  own: Sequences | None = None, sim: float = 0.0) -> np.ndarray:
+    """(B, n_items) neighbourhood scores of ``users`` (rows of ``adj``); ``own``: their histories
+    (B rows) when ``sim`` weighs each neighbour by the events they share."""
     direct = adj[users]  # (B, n_users)
-    scores = direct @ x  # (B, n_items)
+    shared = None
+    if sim and own is not None:
+        # (B, n_users) events each user shares with everyone; x > 0 is the 0/1 history matrix
+        shared = own.to_matrix(x.shape[1]) @ (x > 0).astype(np.float32).T
+    weigh = (lambda rel: rel + sim * rel.multiply(shared).tocsr()) if shared is not None else (lambda rel: rel)
+    scores = weigh(direct) @ x  # (B, n_items)
     if fof:
         two = (direct @ adj).tolil()  # (B, n_users) paths of length 2
         for r, u in enumerate(users):
@@ -64,7 +82,7 @@ def social_scores(adj: sp.csr_matrix, x: sp.csr_matrix, users: np.ndarray, fof: 
         two = two - two.multiply(direct)  # nor the direct friends again
         two.eliminate_zeros()
         two.data[:] = 1.0
-        scores = scores + fof * (two @ x)
+        scores = scores + fof * (weigh(two) @ x)
     return np.asarray(scores.todense() if sp.issparse(scores) else scores, dtype=np.float32)
 
 
@@ -75,8 +93,12 @@ def zscore(s: np.ndarray) -> np.ndarray:
 
 def blend(model: np.ndarray, social: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """(B, n) z(model) + alpha * z(social); rows without any social signal keep the model's order."""
-    has = (social != 0).any(axis=1)
-    return zscore(model) + np.where(has, alpha, 0.0)[:, None] * zscore(social)
+    return blend_z(zscore(model), zscore(social), (social != 0).any(axis=1), alpha)
+
+
+def blend_z(z_model: np.ndarray, z_social: np.ndarray, has: np.ndarray, alpha: np.ndarray | float) -> np.ndarray:
+    """``blend`` of scores already z-scored (the weight search z-scores each once, not per weight)."""
+    return z_model + np.where(has, alpha, 0.0)[:, None] * z_social
 
 
 def _ndcg_at_10(scores: np.ndarray, seen: Sequences, targets: Sequences) -> np.ndarray:
@@ -97,7 +119,7 @@ class Variants:
     model: np.ndarray
     social: np.ndarray
     popularity: np.ndarray
-    blends: dict[tuple[float, float], np.ndarray]  # (alpha, fof) -> per-user NDCG@10
+    blends: dict[Combo, np.ndarray]  # per-user NDCG@10
 
 
 @dataclass
@@ -117,10 +139,11 @@ class StageData:
 
 
 def score_variants(model, stage: StageData, adj: sp.csr_matrix, keep_last: int | None,
-                   combos: list[tuple[float, float]], users: np.ndarray | None = None) -> Variants:
+                   combos: list[Combo], users: np.ndarray | None = None) -> Variants:
     """Users with relations and a target at the stage, their history cut to its last ``keep_last``
     events (None: whole; the target unchanged; the kept events are what is excluded as seen):
-    NDCG@10 of the model, the neighbourhood alone, popularity, and each (alpha, fof) blend.
+    NDCG@10 of the model, the neighbourhood alone (fof 0, sim 0), popularity, and each
+    (alpha, fof, sim) blend.
     Friends' histories are their events before the stage, as the user's own are."""
     es, x, counts = stage.es, stage.x, stage.counts
     degree = np.asarray(adj.sum(axis=1)).ravel()
@@ -133,58 +156,72 @@ def score_variants(model, stage: StageData, adj: sp.csr_matrix, keep_last: int |
         histories = histories.suffixes(keep_last)
     targets = es.targets.take(rows)
     out = {"model": [], "social": [], "popularity": []} | {c: [] for c in combos}
-    fofs = sorted({f for _, f in combos} | {0.0})
+    neighbourhoods = sorted({(f, w) for _, f, w in combos} | {(0.0, 0.0)})
     for start in range(0, len(rows), CHUNK):
         part = slice(start, start + CHUNK)
         h, t = histories.take(part), targets.take(part)
         users_part = es.users[rows[part]]
         with torch.inference_mode():
             m = model.score(h).float().numpy()  # (C, n_items)
-        social = {f: social_scores(adj, x, users_part, f) for f in fofs}
+        social = {(f, w): social_scores(adj, x, users_part, f, h, w) for f, w in neighbourhoods}
         out["model"].append(_ndcg_at_10(m, h, t))
-        out["social"].append(_ndcg_at_10(social[0.0] + 1e-6 * zscore(counts[None, :]), h, t))  # ties: popularity
+        out["social"].append(_ndcg_at_10(social[0.0, 0.0] + 1e-6 * zscore(counts[None, :]), h, t))  # ties: popularity
         out["popularity"].append(_ndcg_at_10(np.broadcast_to(counts, m.shape), h, t))
-        for alpha, f in combos:
-            out[(alpha, f)].append(_ndcg_at_10(blend(m, social[f], np.full(len(m), alpha, np.float32)), h, t))
+        z_model = zscore(m)
+        z_social = {k: (zscore(v), (v != 0).any(axis=1)) for k, v in social.items()}
+        for alpha, f, w in combos:
+            out[alpha, f, w].append(_ndcg_at_10(blend_z(z_model, *z_social[f, w], alpha), h, t))
     cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
     return Variants(es.users[rows], cat.pop("model"), cat.pop("social"), cat.pop("popularity"), cat)
 
 
 def choose_weights(model, data: Interactions, labels: np.ndarray, adj: sp.csr_matrix, valid_stage: int,
                    seed: int = 0) -> SocialWeights:
-    """alpha and fof per bucket by validation NDCG@10 of up to 2,000 validation users with relations,
-    their histories cut to the bucket's typical length."""
+    """alpha, fof and sim per bucket by validation NDCG@10 of up to 2,000 validation users with
+    relations, their histories cut to the bucket's typical length."""
     stage = StageData.of(data, labels, valid_stage)
     es_users = stage.es.users
     with_friends = es_users[np.asarray(adj.sum(axis=1)).ravel()[es_users] > 0]
     rng = np.random.default_rng(seed)
     sample = rng.choice(with_friends, min(VALID_USERS, len(with_friends)), replace=False) if len(with_friends) else \
         with_friends
-    combos = [(a, f) for a in ALPHAS for f in FOF_WEIGHTS]
     weights = SocialWeights()
     for name, _, _, cut in BUCKETS:
+        combos = grid(cut != 0)
         v = score_variants(model, stage, adj, cut, combos, users=sample)
         if not len(v.users):
             continue
         means = {c: float(v.blends[c].mean()) for c in combos}
-        best = max(combos, key=lambda c: (means[c], -c[0], -c[1]))  # ties: the smaller weights
-        weights.alpha[name], weights.fof[name] = best
-        weights.validation[name] = {f"{a:g},{f:g}": round(s, 5) for (a, f), s in means.items()}
+        weights.alpha[name], weights.fof[name], weights.sim[name] = best_combo(means)
+        weights.validation[name] = {",".join(f"{w:g}" for w in c): round(s, 5) for c, s in means.items()}
     return weights
 
 
+def grid(own_events: bool = True) -> list[Combo]:
+    """The weights searched; without events of their own (``own_events`` False) nobody shares any,
+    so sim is not searched."""
+    return [(a, f, w) for a in ALPHAS for f in FOF_WEIGHTS for w in (SIMS if own_events else (0.0,))]
+
+
+def best_combo(means: dict[Combo, float]) -> Combo:
+    """The best-scoring combination; ties: the smaller weights (alpha first)."""
+    return max(means, key=lambda c: (means[c], *(-w for w in c)))
+
+
 def neighbourhood_scores(friends: list[list[int]], friends_of_friends: list[list[int]], n_items: int,
-                         fof: float) -> np.ndarray:
-    """(n_items,) ``social_scores`` of one user from their friends' (and friends of friends')
-    histories as item-index lists: what the service computes per request."""
+                         fof: float, own: list[int] = (), sim: float = 0.0) -> np.ndarray:
+    """(n_items,) ``social_scores`` of one user (history ``own``) from their friends' (and friends
+    of friends') histories as item-index lists: what the service computes per request."""
     s = np.zeros(n_items, dtype=np.float32)
+    mine = np.unique(np.asarray(own, dtype=np.int64))
     for weight, group in ((1.0, friends), (fof, friends_of_friends)):
         if not weight:
             continue
         for h in group:
             items = np.unique(np.asarray(h, dtype=np.int64))
             if items.size:
-                s[items] += weight / np.sqrt(items.size)
+                shared = np.intersect1d(items, mine, assume_unique=True).size
+                s[items] += weight * (1 + sim * shared) / np.sqrt(items.size)
     return s
 
 
