@@ -1,4 +1,5 @@
-"""Benchmark: what user-level differential privacy costs (DP-SGD through Opacus, DP popularity).
+"""Benchmark: what user-level differential privacy costs (DP-SGD through Opacus, the transitions
+model's Gaussian release, DP popularity).
 
 ``screen``: the DP settings (learning rate, expected batch, width) at one epsilon, chosen on
 validation only: the fit of the training part under DP with the noise of a whole run (fit and
@@ -11,6 +12,7 @@ NDCG@10 by history bucket, the epsilon the accountant reports as spent, the wall
 
     .venv/bin/python benchmarks/dp.py screen --data ml-1m --epsilon 8
     .venv/bin/python benchmarks/dp.py table --data ml-1m --epsilons 1,4,8,inf --jsonl /tmp/dp.jsonl
+    .venv/bin/python benchmarks/dp.py table --data ml-1m --model transitions --epsilons inf,8,4,1
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def table_run(args) -> None:
     print(f"machine: {machine()}; {args.data}; lmrec train with the default budget")
     with TemporaryDirectory() as tmp:
         for eps in args.epsilons.split(","):
-            model = "pop" if eps == "pop" else "sasrec"
+            model = "pop" if eps == "pop" else args.model
             config = {"model": dict(FROZEN["model"]), "training": dict(FROZEN["training"])} if model == "sasrec" else {}
             if eps not in ("inf", "pop"):
                 config["privacy"] = {"dp": {"epsilon": float(eps), **FROZEN["dp"]}}
@@ -126,6 +128,8 @@ if __name__ == "__main__":
     ap.add_argument("--epochs", type=int, default=DPConfig.model_fields["epochs"].default, help="screen: per fit")
     ap.add_argument("--only", help="screen: comma-separated variant names")
     ap.add_argument("--epsilons", default="pop,inf,8,4,1", help="table: 'pop', 'inf' or numbers, comma-separated")
+    ap.add_argument("--model", default="sasrec", help="table: sasrec (DP-SGD, FROZEN) or transitions (a Gaussian "
+                    "release, its defaults)")
     result_options(ap)
     args = ap.parse_args()
     if table_only(args, table):

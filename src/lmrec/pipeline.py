@@ -30,7 +30,15 @@ from lmrec.evaluation.interest import InterestValidator, evaluate_interest, form
 from lmrec.evaluation.report import write_report
 from lmrec.explain.interests import InterestCodes, SparseCoded, choose_active, describe_atoms
 from lmrec.explain.visuals import write_visuals
-from lmrec.models.base import Accelerated, InterestPredictor, PrivatelyTrainable, Recommender, VectorScorer, validate_config
+from lmrec.models.base import (
+    Accelerated,
+    InterestPredictor,
+    PrivatelyReleasable,
+    PrivatelyTrainable,
+    Recommender,
+    VectorScorer,
+    validate_config,
+)
 from lmrec.models.registry import get_model_class
 from lmrec.privacy import Pseudonymiser
 from lmrec.privacy.dp import DP_DIR, DPSGD, Accountant, DPPlan, DPPopularity, dp_popularity
@@ -209,7 +217,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         if config.training.refit:
             eval_model.refit(dataset.interactions, time_budget_s=distributed.broadcast(0.0))
         return TrainResult(Path(out), {}, {}, stats, budget.total)
-    if accountant and validator is not None:  # reported, chooses nothing
+    if accountant and validator is not None and eval_model.train_state is not None:  # reported, chooses nothing
         eval_model.train_state.best_score = float(validator(eval_model))
     timings["fit_s"] = time.perf_counter() - t0
     log_choices(eval_model, log)
@@ -270,7 +278,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
                                config.training.seed)
         summary["privacy"] = accountant.summary()
         log(f"differential privacy: epsilon {summary['privacy']['epsilon']:.2f} spent of {accountant.plan.epsilon:g} "
-            f"(delta {accountant.plan.delta:.2g}; {accountant.steps():,} DP-SGD steps and the popularity counts)")
+            f"(delta {accountant.plan.delta:.2g}; {accountant.describe_steps()} and the popularity counts)")
     if codes is not None:  # the report lists the served model's atoms
         summary["interests"]["atoms_described"] = describe_atoms(
             codes, dataset.items.ids, item_titles(dataset.item_info, np.arange(len(dataset.items))), limit=20)
@@ -349,11 +357,21 @@ def evaluate_social(model: Recommender, dataset, labels: np.ndarray, pairs: np.n
 
 
 def setup_dp(config: RunConfig, klass, model: Recommender, users: int, augmenter, social: bool, log) -> Accountant:
-    """Calibrate the noise of a run under ``privacy.dp`` and make ``model``'s fits DP-SGD fits."""
+    """Calibrate the noise of a run under ``privacy.dp`` and make ``model``'s fits DP-SGD fits, or
+    Gaussian releases for a ``PrivatelyReleasable`` model."""
     dp = config.privacy.dp
+    fits = 2 if config.training.refit else 1
+    if issubclass(klass, PrivatelyReleasable):
+        if social:
+            raise ConfigError("privacy.dp cannot be combined with --social: turn one of them off")
+        plan = DPPlan.make_release(dp, users, fits)
+        accountant = Accountant(plan)
+        model.release_privately(plan.noise_multiplier, accountant.release)
+        log(plan.describe())
+        return accountant
     if not issubclass(klass, PrivatelyTrainable):
-        raise ConfigError(f"privacy.dp: model {klass.name!r} cannot be trained with DP-SGD; use sasrec, dnn or "
-                          "sasrec-text (fusion 'text' or 'id')")
+        raise ConfigError(f"privacy.dp: model {klass.name!r} cannot be trained privately; use transitions (a Gaussian "
+                          "release), or sasrec, dnn or sasrec-text (fusion 'text' or 'id') with DP-SGD")
     if reason := model.dp_unsupported():
         raise ConfigError(f"privacy.dp: {reason}")
     combined = {"--social": social, "multitask": bool(config.multitask.tasks),
@@ -362,7 +380,7 @@ def setup_dp(config: RunConfig, klass, model: Recommender, users: int, augmenter
     for what, on in combined.items():
         if on:
             raise ConfigError(f"privacy.dp cannot be combined with {what}: turn one of them off")
-    plan = DPPlan.make(dp, users, fits=2 if config.training.refit else 1)
+    plan = DPPlan.make(dp, users, fits=fits)
     accountant = Accountant(plan)
     model.hooks = [*model.hooks, DPSGD(accountant)]
     apply_dp_rules(model, dp, plan)
@@ -386,8 +404,8 @@ def apply_dp_rules(model: Recommender, dp, plan: DPPlan) -> None:
 
 
 def format_social(summary: dict) -> str:
-    rows = [f"{b} ({s['history']}, {s['users']:,} users, alpha {s['alpha']:g}, sim {s['sim']:g}): blend {s['blend']:.4f}, model "
-            f"{s['model']:.4f}, social {s['social']:.4f}, popularity {s['popularity']:.4f}"
+    rows = [f"{b} ({s['history']}, {s['users']:,} users, alpha {s['alpha']:g}, sim {s['sim']:g}): blend "
+            f"{s['blend']:.4f}, model {s['model']:.4f}, social {s['social']:.4f}, popularity {s['popularity']:.4f}"
             for b, s in summary["buckets"].items() if s["users"]]
     return "social blend, test NDCG@10 of users with relations by history kept: " + "; ".join(rows)
 
@@ -430,8 +448,9 @@ def cpu_only_parts(klass, config: RunConfig) -> list[str]:
     """What of this run's fit trains on the CPU only (``lmrec.training.device``), judged from the
     config before the model is built (augmentation "recommended" counts: it may switch on)."""
     parts = [] if issubclass(klass, Accelerated) else [f"model {klass.name!r}"]
+    dp_sgd = config.privacy.dp is not None and issubclass(klass, PrivatelyTrainable)
     return parts + [what for what, on in (("data augmentation", bool(config.augmentation.methods)),
-                                          ("DP-SGD", config.privacy.dp is not None),
+                                          ("DP-SGD", dp_sgd),
                                           ("multitask heads", bool(config.multitask.tasks))) if on]
 
 
@@ -509,7 +528,8 @@ def report_context(meta: dict) -> dict:
         "created": meta["created"],
     } | ({"augmentation": format_augmentation(meta["augmentation"])} if meta.get("augmentation") else {}) | (
         {"differential privacy": f"epsilon {meta['privacy']['epsilon']:.2f} spent of {meta['privacy']['epsilon_target']:g} "
-                                 f"(delta {meta['privacy']['delta']:.2g}, {meta['privacy']['steps']:,} DP-SGD steps, "
+                                 f"(delta {meta['privacy']['delta']:.2g}, {meta['privacy']['steps']:,} "
+                                 f"{'releases' if meta['privacy'].get('mechanism') == 'release' else 'DP-SGD steps'}, "
                                  "popularity counts)"} if meta.get("privacy") else {}) | (
         {"wall time": f"{meta['timings']['total_s'] / 60:.1f} of {meta['time_budget_s'] / 60:g} budgeted minutes"}
          if "time_budget_s" in meta else {})

@@ -120,9 +120,9 @@ def train(
         "--forget-db", help="an event store (SQLite file or postgresql:// URL) whose forgotten users (DELETE /users, "
         "`lmrec forget`) are left out of the data entirely")] = None,
     dp_epsilon: Annotated[float | None, typer.Option(
-        "--dp-epsilon", min=0.01, help="train with user-level differential privacy (DP-SGD: sasrec, dnn, sasrec-text "
-        "with fusion text or id) at this epsilon for the whole run; the popularity fallback gets DP counts; config: "
-        "privacy.dp (docs/privacy.md)")
+        "--dp-epsilon", min=0.01, help="train with user-level differential privacy at this epsilon for the whole run "
+        "(transitions: a Gaussian release of its counts, best on ML-1M; DP-SGD: sasrec, dnn, sasrec-text with fusion "
+        "text or id); the popularity fallback gets DP counts; config: privacy.dp (docs/privacy.md)")
     ] = None,
     nproc: Annotated[int, typer.Option(
         "--nproc", min=1, help="processes training together (data parallel, PyTorch DDP: gloo on CPUs, NCCL on GPUs): "

@@ -306,6 +306,16 @@ class PrivatelyTrainable(ABC):  # noqa: B024 - a declaration; DP-SGD drives the 
         return None
 
 
+class PrivatelyReleasable(ABC):
+    """Capability: ``fit`` sums one contribution per user, each of L2 norm at most 1, into the
+    model's parameters, so user-level DP is one Gaussian mechanism on that sum (``lmrec.privacy.dp``)
+    rather than DP-SGD. After ``release_privately`` every fit (and refit) adds the noise and calls
+    ``on_release`` once, for the accountant."""
+
+    @abstractmethod
+    def release_privately(self, noise_multiplier: float, on_release: Callable[[], None]) -> None: ...
+
+
 class Accelerated(ABC):  # noqa: B024 - a declaration, checked by tests/models/test_device.py
     """Capability: the model's training steps may run on a CUDA GPU (``runtime.device``): its
     network and loss create tensors only on their inputs' device (``lmrec.training.device``)."""

@@ -14,8 +14,9 @@ def _registry() -> dict[str, type[Recommender]]:
     from lmrec.models.sasrec import SASRec
     from lmrec.models.sasrec_text import SASRecText
     from lmrec.models.textknn import TextKNN
+    from lmrec.models.transitions import Transitions
 
-    return {m.name: m for m in (Popularity, ItemKNN, EASE, SASRec, DNN, TextKNN, SASRecText, Interest)}
+    return {m.name: m for m in (Popularity, ItemKNN, EASE, Transitions, SASRec, DNN, TextKNN, SASRecText, Interest)}
 
 
 def model_names() -> list[str]:

@@ -120,6 +120,7 @@ class DPPlan:
     max_grad_norm: float
     popularity_cap: int
     optimizer: str = "adamw"
+    mechanism: str = "dp-sgd"  # or "release": one Gaussian release per fit (PrivatelyReleasable models)
 
     @classmethod
     def make(cls, cfg: DPConfig, users: int, fits: int) -> DPPlan:
@@ -138,7 +139,26 @@ class DPPlan:
         return cls(cfg.epsilon, delta, users, batch, q, steps, sgd, pop, cfg.max_grad_norm, cfg.popularity_cap,
                    cfg.optimizer)
 
+    @classmethod
+    def make_release(cls, cfg: DPConfig, users: int, fits: int) -> DPPlan:
+        """One Gaussian release (sensitivity 1) per fit of a ``PrivatelyReleasable`` model, every user
+        in it (rate 1), plus the popularity counts."""
+        _require_opacus()
+        if users < 2:
+            raise ConfigError("privacy.dp needs at least 2 users")
+        delta = 1.0 / users if cfg.delta == "1/n" else float(cfg.delta)
+        pop = _bisect(lambda s: _epsilon([(s, 1.0, 1)], delta), cfg.epsilon * cfg.popularity_share,
+                      "the popularity counts")
+        noise = _bisect(lambda s: _epsilon([(pop, 1.0, 1), (s, 1.0, fits)], delta), cfg.epsilon,
+                        f"{fits} releases")
+        return cls(cfg.epsilon, delta, users, users, 1.0, fits, noise, pop, 1.0, cfg.popularity_cap, "-", "release")
+
     def describe(self) -> str:
+        if self.mechanism == "release":
+            return (f"DP release for (epsilon {self.epsilon:g}, delta {self.delta:.2g}): {self.users:,} users, "
+                    f"{self.steps} releases of the model's sum (each user's share of norm 1), noise multiplier "
+                    f"{self.noise_multiplier:.3f}; popularity noise multiplier {self.popularity_noise:.2f} (cap "
+                    f"{self.popularity_cap} items per user)")
         return (f"DP-SGD for (epsilon {self.epsilon:g}, delta {self.delta:.2g}): {self.users:,} users, ~{self.batch_size} "
                 f"per step (rate {self.sample_rate:.3g}), {self.steps:,} planned steps, noise multiplier "
                 f"{self.noise_multiplier:.3f}, clip {self.max_grad_norm:g}; popularity noise multiplier "
@@ -159,20 +179,29 @@ class Accountant:
         return _epsilon(self.rdp.history, self.plan.delta) if self.rdp.history else 0.0
 
     def steps(self) -> int:
-        """DP-SGD steps taken: every accounted mechanism but the popularity release."""
+        """DP-SGD steps or model releases taken: every accounted mechanism but the popularity release."""
         return sum(n for _, _, n in self.rdp.history) - self.popularity_releases
+
+    def release(self) -> None:
+        """Account one Gaussian release of a ``PrivatelyReleasable`` model's sum (every user, sensitivity 1)."""
+        self.rdp.history.append((self.plan.noise_multiplier, 1.0, 1))
+
+    def describe_steps(self) -> str:
+        what = "releases of the model" if self.plan.mechanism == "release" else "DP-SGD steps"
+        return f"{self.steps():,} {what}"
 
     def summary(self) -> dict[str, Any]:
         p = self.plan
         return {"epsilon": self.spent(), "epsilon_target": p.epsilon, "delta": p.delta, "users": p.users,
                 "sample_rate": p.sample_rate, "steps": self.steps(), "planned_steps": p.steps,
                 "noise_multiplier": p.noise_multiplier, "max_grad_norm": p.max_grad_norm,
-                "popularity_noise": p.popularity_noise, "popularity_cap": p.popularity_cap, "accountant": "rdp"}
+                "popularity_noise": p.popularity_noise, "popularity_cap": p.popularity_cap, "accountant": "rdp",
+                "mechanism": p.mechanism}
 
 
 def dp_popularity(sequences: Sequences, n_items: int, accountant: Accountant, seed: int) -> np.ndarray:
     """(n_items,) noisy counts of the users who had each item: each user counts once per item, for at
-    most ``popularity_cap`` of their items (a random choice when they have more), so one user moves
+    most ``popularity_cap`` of their items (a random choice, ``seed``, when they have more), so one user moves
     the vector by at most sqrt(cap) in L2; Gaussian noise of std ``popularity_noise * sqrt(cap)``."""
     p, rng = accountant.plan, np.random.default_rng(seed)
     counts = np.zeros(n_items)
@@ -181,7 +210,8 @@ def dp_popularity(sequences: Sequences, n_items: int, accountant: Accountant, se
         if len(items) > p.popularity_cap:
             items = rng.choice(items, p.popularity_cap, replace=False)
         counts[items] += 1
-    noisy = counts + rng.normal(0.0, p.popularity_noise * math.sqrt(p.popularity_cap), n_items)
+    # The noise comes from the OS's entropy, not the run's seed: noise that can be drawn again protects nothing.
+    noisy = counts + np.random.default_rng().normal(0.0, p.popularity_noise * math.sqrt(p.popularity_cap), n_items)
     accountant.rdp.history.append((p.popularity_noise, 1.0, 1))
     accountant.popularity_releases += 1
     return np.maximum(noisy, 0.0)
