@@ -237,14 +237,16 @@ class PoissonBatches:
     """Each epoch: one window per user (the most recent events, or a random window), then
     ``1 / q`` batches, each holding every user independently with probability ``q``."""
 
-    def __init__(self, seqs: Sequences, *, max_len: int, sample_rate: float, random_window: bool, seed: int) -> None:
+    def __init__(self, seqs: Sequences, *, max_len: int, sample_rate: float, random_window: bool,
+                 seed: int | None) -> None:
+        """``seed`` None: the OS's entropy (what DP needs; a seed is for tests)."""
         self.seqs, self.max_len, self.sample_rate = seqs, max_len, sample_rate
         self.random_window, self.seed = random_window, seed
 
     def __call__(self, epoch: int) -> list[torch.Tensor]:
         from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 
-        rng = np.random.default_rng(epoch + 1_000_003 * self.seed)
+        rng = np.random.default_rng(None if self.seed is None else epoch + 1_000_003 * self.seed)
         windows = training_windows(self.seqs, self.max_len, rng if self.random_window else None)  # (U, L + 1)
         sampler = UniformWithReplacementSampler(num_samples=len(windows), sample_rate=self.sample_rate,
                                                 generator=torch.Generator().manual_seed(int(rng.integers(2**62))))
@@ -286,12 +288,16 @@ class DPSGD(TrainingHook):
         inner = trainer.optimizer
         if p.optimizer == "sgd":  # noise stays noise: no per-coordinate rescaling of rarely-signalled rows
             inner = torch.optim.SGD(trainer.module.parameters(), lr=trainer.lr, momentum=0.9)
+        # The noise and the Poisson sample come from the OS's entropy, never the run's seed: noise that
+        # can be drawn again protects nothing, and a known sample voids the amplification by sampling.
+        noise = torch.Generator(device=next(trainer.module.parameters()).device)
+        noise.seed()
         trainer.optimizer = DPOptimizer(inner, noise_multiplier=p.noise_multiplier,
                                         max_grad_norm=p.max_grad_norm, expected_batch_size=p.batch_size,
-                                        loss_reduction="mean")
+                                        loss_reduction="mean", generator=noise)
         trainer.optimizer.attach_step_hook(self.accountant.rdp.get_optimizer_hook_fn(p.sample_rate))
         trainer.batches = PoissonBatches(data.seqs, max_len=data.max_len, sample_rate=p.sample_rate,
-                                         random_window=data.random_window, seed=data.seed)
+                                         random_window=data.random_window, seed=None)
         self.loss_module, trainer.loss_fn = _WindowLoss(trainer.module), self._step
 
     def _step(self, batch: torch.Tensor) -> StepOutput:
