@@ -92,7 +92,7 @@ class Transitions(Recommender, PrivatelyReleasable):
             noise, on_release = self._release
             dense = w.toarray()
             # From the OS's entropy, never the run's seed: noise that can be drawn again protects nothing.
-            dense += np.random.default_rng().normal(0.0, noise, dense.shape).astype(np.float32)
+            dense += noise * np.random.default_rng().standard_normal(dense.shape, dtype=np.float32)
             on_release()
             self.W = dense
         else:
