@@ -70,11 +70,7 @@ class _ItemItemModel(Recommender, EdgeExportable):
         return torch.from_numpy(s.astype(np.float32, copy=False))  # (B, n_items)
 
     def similar_items(self, items: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        n_items = self._check_fitted()
-        items = np.asarray(items, dtype=np.int64)
-        rows = self.W[items]
-        rows = rows.toarray() if sp.issparse(rows) else np.asarray(rows)
-        return _top_excluding_self(torch.from_numpy(rows.astype(np.float32)), items, k, n_items)
+        return similar_by_rows(self.W, items, k, self._check_fitted())
 
     def edge_parts(self) -> EdgeParts:
         if self.n_items > MAX_DENSE_EXPORT_ITEMS:
@@ -84,6 +80,15 @@ class _ItemItemModel(Recommender, EdgeExportable):
         ones = np.ones((self.n_items + 1, 1), np.float32)
         # score_j = sum over history items i of W[i, j]: item j's vector is column j.
         return EdgeParts(MultiHot(), {"table": ones}, np.ascontiguousarray(w.T, dtype=np.float32), None)
+
+
+def similar_by_rows(w: sp.csr_matrix | np.ndarray, items: np.ndarray, k: int, n_items: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``similar_items`` of an item-item matrix: the largest entries of each item's row."""
+    items = np.asarray(items, dtype=np.int64)
+    rows = w[items]
+    rows = rows.toarray() if sp.issparse(rows) else np.asarray(rows)
+    return _top_excluding_self(torch.from_numpy(rows.astype(np.float32)), items, k, n_items)
 
 
 class ItemKNNConfig(ModelConfig):

@@ -23,7 +23,8 @@ from pydantic import Field
 
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.errors import ConfigError
-from lmrec.models.base import ModelConfig, PrivatelyReleasable, Recommender, Validator, _top_excluding_self
+from lmrec.models.base import ModelConfig, PrivatelyReleasable, Recommender, Validator
+from lmrec.models.baselines import similar_by_rows
 
 MAX_DP_ITEMS = 20_000  # the dense noisy matrix: 1.6 GB of float32
 TIE_WEIGHT = 1e-6  # how much the "most often followed to" prior weighs: ties only
@@ -115,11 +116,7 @@ class Transitions(Recommender, PrivatelyReleasable):
         return torch.from_numpy((s + self._prior()).astype(np.float32, copy=False))
 
     def similar_items(self, items: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        n_items = self._check_fitted()
-        items = np.asarray(items, dtype=np.int64)
-        rows = self.W[items]
-        rows = rows.toarray() if sp.issparse(rows) else np.asarray(rows)
-        return _top_excluding_self(torch.from_numpy(rows.astype(np.float32)), items, k, n_items)
+        return similar_by_rows(self.W, items, k, self._check_fitted())
 
     def _state(self) -> dict[str, np.ndarray]:
         if sp.issparse(self.W):
