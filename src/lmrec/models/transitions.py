@@ -55,7 +55,7 @@ class Transitions(Recommender, PrivatelyReleasable):
 
     def _spawn(self, config, training) -> Self:
         twin = super()._spawn(config, training)
-        twin._release = self._release  # the refit is a release too, with the same noise
+        twin._release = self._release  # the refit is a release too: the same noise multiplier, a fresh draw
         return twin
 
     def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
@@ -80,13 +80,14 @@ class Transitions(Recommender, PrivatelyReleasable):
             vals.append(np.full(first.size, cfg.decay ** (g - 1)))
             owner.append(np.repeat(np.flatnonzero(has), counts))
         if rows:
-            users = np.concatenate(owner)
-            key = users * n * n + np.concatenate(rows) * n + np.concatenate(cols)  # one entry per (user, i, j)
-            key, inverse = np.unique(key, return_inverse=True)
-            v = np.bincount(inverse, weights=np.concatenate(vals))  # C_u[i, j]
-            u = key // (n * n)
+            users, pair = np.concatenate(owner), np.concatenate(rows) * n + np.concatenate(cols)
+            # one entry per (user, i, j): sorted by user, then pair (no user * n^2 key to overflow)
+            order = np.lexsort((pair, users))
+            users, pair, weight = users[order], pair[order], np.concatenate(vals)[order]
+            first = np.flatnonzero(np.r_[True, (users[1:] != users[:-1]) | (pair[1:] != pair[:-1])])
+            u, p, v = users[first], pair[first], np.add.reduceat(weight, first)  # C_u[i, j]
             norms = np.sqrt(np.bincount(u, weights=v**2, minlength=len(seqs)))  # ||C_u||_F
-            w = sp.csr_matrix(((v / norms[u]).astype(np.float32), ((key // n) % n, key % n)), shape=(n, n))
+            w = sp.csr_matrix(((v / norms[u]).astype(np.float32), (p // n, p % n)), shape=(n, n))
         else:
             w = sp.csr_matrix((n, n), dtype=np.float32)
         if self._release is not None:
