@@ -96,15 +96,16 @@ class Transitions(Recommender, PrivatelyReleasable):
             # From the OS's entropy, never the run's seed: noise that can be drawn again protects nothing.
             dense += noise * np.random.default_rng().standard_normal(dense.shape, dtype=np.float32)
             on_release()
-            self.W = dense
-        else:
-            self.W = w
+            w = dense
+        self._set(w)
         self.n_items = n
         return self
 
-    def _prior(self) -> np.ndarray:
-        s = np.asarray(self.W.sum(axis=0)).ravel()
-        return (TIE_WEIGHT * s / max(float(np.abs(s).max()), 1e-12)).astype(np.float32)
+    def _set(self, w: sp.csr_matrix | np.ndarray) -> None:
+        """The matrix, and the tie-breaking prior derived from it once (not per scored batch)."""
+        self.W = w
+        s = np.asarray(w.sum(axis=0)).ravel()
+        self.prior = (TIE_WEIGHT * s / max(float(np.abs(s).max()), 1e-12)).astype(np.float32)  # (n_items,)
 
     def _score(self, histories: Sequences) -> torch.Tensor:
         recent = histories.suffixes(self.config.recent)
@@ -114,7 +115,7 @@ class Transitions(Recommender, PrivatelyReleasable):
         q = sp.csr_matrix((0.5 ** age, recent.values, recent.indptr), shape=(len(recent), self.n_items))
         s = q @ self.W  # (B, n_items)
         s = s.toarray() if sp.issparse(s) else np.asarray(s)
-        return torch.from_numpy((s + self._prior()).astype(np.float32, copy=False))
+        return torch.from_numpy((s + self.prior).astype(np.float32, copy=False))
 
     def similar_items(self, items: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         return similar_by_rows(self.W, items, k, self._check_fitted())
@@ -126,5 +127,5 @@ class Transitions(Recommender, PrivatelyReleasable):
         return {"W": self.W}
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.W = state["W"] if "W" in state else sp.csr_matrix(
-            (state["data"], state["indices"], state["indptr"]), shape=(self.n_items, self.n_items))
+        self._set(state["W"] if "W" in state else sp.csr_matrix(
+            (state["data"], state["indices"], state["indptr"]), shape=(self.n_items, self.n_items)))
