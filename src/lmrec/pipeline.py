@@ -201,7 +201,8 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     t0 = time.perf_counter()
     fits = eval_model.fits_per_training()
     # The refit trains on every event: its epochs are longer by about the ratio of events.
-    refit_cost = len(dataset.interactions) / max(1, len(train)) if config.training.refit else 0.0
+    refit_cost = eval_model.refit_share() * len(dataset.interactions) / max(1, len(train)) \
+        if config.training.refit else 0.0
     validator = None
     if (labels == VALID).any():
         validator = InterestValidator(dataset.interactions, labels) if klass.task == "interest" \
@@ -266,7 +267,8 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
                                  time_budget_s=distributed.broadcast(refit_s) if parallel else refit_s)
         timings["refit_s"] = time.perf_counter() - t0
         models = {"model": final, "model-eval": eval_model}
-        log(f"refit on every event: {describe_training(final)}")
+        start = "from the evaluated weights" if eval_model.refit_share() < 1 and final.train_state else "from scratch"
+        log(f"refit on every event ({start}): {describe_training(final)}")
         if codes is not None:
             t0 = time.perf_counter()
             served = config.interests.model_copy(update={"active": codes.active})
@@ -398,7 +400,8 @@ def apply_dp_rules(model: Recommender, dp, plan: DPPlan) -> None:
     t = model.training
     model.training = t.model_copy(update={"epochs": dp.epochs, "patience": None} | (
         {"lr": DP_LR[dp.optimizer]} if t.lr == "auto" else {}) | (
-        {"warmup_steps": max(1, plan.steps // 20)} if t.warmup_steps == "auto" else {}))
+        {"warmup_steps": max(1, plan.steps // 20)} if t.warmup_steps == "auto" else {}) | (
+        {"refit_start": "scratch"} if t.refit_start == "auto" else {}))  # the plan counts a whole refit
     if getattr(model.config, "max_len", None) == "auto":
         model.config = model.config.model_copy(update={"max_len": DP_MAX_LEN})
 

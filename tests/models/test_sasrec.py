@@ -157,7 +157,7 @@ def test_refit_follows_the_evaluated_path_and_compresses_it_into_a_short_budget(
     data = interactions_from([[j % 7, (j + 1) % 7, (j + 2) % 7, (j + 3) % 7] for j in range(40)], n_items=7)
     torch.manual_seed(0)
     model = build("sasrec", {"d_model": 16, "max_len": 8, "epochs": 6, "batch_size": 8, "lr": 0.01,
-                             "lr_schedule": "cosine", "warmup_steps": 3})
+                             "lr_schedule": "cosine", "warmup_steps": 3, "refit_start": "scratch"})
     model.fit(data)
     st = model.train_state
     assert st.best_epoch == 6 and st.events == len(data) and len(st.lrs) == 30
@@ -169,3 +169,29 @@ def test_refit_follows_the_evaluated_path_and_compresses_it_into_a_short_budget(
     short = model.refit(data, time_budget_s=2.5 * per_epoch)
     assert short.train_state.epoch == 2
     assert short.train_state.lrs == [st.lrs[min(29, int(s * 3))] for s in range(10)]
+
+
+def test_refit_from_the_evaluated_weights_replays_the_tail_of_the_path():
+    from tests.conftest import interactions_from
+
+    data = interactions_from([[j % 7, (j + 1) % 7, (j + 2) % 7, (j + 3) % 7] for j in range(40)], n_items=7)
+    more = interactions_from([[j % 7, (j + 1) % 7, (j + 2) % 7, (j + 3) % 7, (j + 4) % 7] for j in range(40)],
+                             n_items=7)
+    torch.manual_seed(0)
+    model = build("sasrec", {"d_model": 16, "max_len": 8, "epochs": 12, "batch_size": 8, "lr": 0.01,
+                             "lr_schedule": "cosine", "warmup_steps": 3})
+    model.fit(data)
+    st = model.train_state
+    assert model.training.refit_start == "evaluated" and model.refit_share() == 0.1
+    assert st.best_epoch == 12 and st.steps_per_epoch == 5
+    refit = model.refit(more)  # ceil(10% of 12) = 2 epochs: the last 10 of the 60 steps' rates
+    assert refit.train_state.epoch == 2 and refit.train_state.lrs == st.lrs[-10:]
+    # At learning rate 0 the refit must return the evaluated weights exactly: it starts from them.
+    st.lrs = [0.0] * len(st.lrs)
+    frozen = model.refit(more)
+    for name, value in model.net.state_dict().items():
+        torch.testing.assert_close(frozen.net.state_dict()[name], value)
+    model.training = model.training.model_copy(update={"refit_start": "scratch"})
+    fresh = model.refit(more)  # the whole path at rate 0: the fresh initial weights
+    assert fresh.train_state.epoch == 12
+    assert not torch.equal(fresh.net.state_dict()["item_emb.weight"], model.net.state_dict()["item_emb.weight"])

@@ -132,6 +132,10 @@ class Recommender(ABC):
         """
         return self._spawn(self.config, self.training).fit(data, time_budget_s=time_budget_s)
 
+    def refit_share(self) -> float:
+        """About how much of a fit of the same data the refit costs (the budget's split)."""
+        return 1.0
+
     def fits_per_training(self) -> int:
         """How many fits of this size one ``fit`` runs (sasrec-text's lagged judge makes it 2):
         the training pipeline divides the time budget by it."""

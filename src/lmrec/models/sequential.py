@@ -38,6 +38,9 @@ from lmrec.training.trainer import LRPath, Trainer
 
 DROPOUT = {"dense": 0.1, "medium": 0.2, "sparse": 0.5}
 INFERENCE_CHUNK = 256  # histories encoded together at inference
+# A refit from the evaluated weights replays this share of the epochs up to the best one: enough
+# for the events the evaluated fit never saw (validation and test targets), far less than a fit.
+WARM_REFIT_SHARE = 0.1
 
 
 class SequentialConfig(ModelConfig):
@@ -121,9 +124,10 @@ class NeuralRecommender(Recommender):
     def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
         started = time.perf_counter()
         self.setup(train, time_budget_s)
-        if self._start is not None:
-            self._load_state(self._start)
-            self.net.train()
+        if self._start is not None:  # parameters only: buffers (e.g. items' event shares) describe this fit's data
+            with torch.no_grad():
+                for name, param in self.net.named_parameters():
+                    param.copy_(torch.from_numpy(self._start[name]))
         left = max(1.0, self._fit_budget(time_budget_s) - (time.perf_counter() - started))  # less augmentation's share
         device = torch_device(self.device)
         softmax_items = self._softmax_items
@@ -143,25 +147,37 @@ class NeuralRecommender(Recommender):
         return self
 
     def refit(self, data: Interactions, *, time_budget_s: float | None = None) -> Self:
-        """Train a new model on ``data`` for the best epoch count, each step at the learning rate the
-        evaluated run had at the same point of its epochs (no validation, no early stopping).
+        """Train the served model on ``data`` (no validation, no early stopping), each step at the
+        learning rate the evaluated run had at the same point of its epochs. ``training.refit_start``
+        "evaluated": from this model's weights, for the last WARM_REFIT_SHARE of the epochs up to the
+        best one (their part of the path); "scratch": fresh weights, the whole path up to the best epoch.
 
-        When ``time_budget_s`` cannot hold that many epochs (judged from the evaluated run's epoch
-        times, scaled by the number of events), the same path is compressed into the epochs that
-        fit, so the schedule still anneals to its end instead of being cut off."""
+        When ``time_budget_s`` cannot hold those epochs (judged from the evaluated run's epoch times,
+        scaled by the number of events), the same path is compressed into the epochs that fit, so
+        the schedule still anneals to its end instead of being cut off."""
         st = self.train_state
         best = max(1, st.best_epoch if st else 1)
+        # "auto" here: a model loaded from a run written before the setting existed (auto's rule: evaluated).
+        warm = self.training.refit_start != "scratch" and self.net is not None
+        skipped = best - max(1, math.ceil(WARM_REFIT_SHARE * best)) if warm else 0  # epochs not replayed
         path = st.lr_path(best) if st and st.lrs else None
-        epochs = best
+        if path is not None:
+            path = LRPath(path.lrs[int(skipped * path.steps_per_epoch):], path.steps_per_epoch)
+        epochs = best - skipped
         if path is not None and time_budget_s is not None and st.history:
             share = self.augmentation.budget_share() if self.augmentation else 0.0
             per_epoch = float(np.median([h["seconds"] for h in st.history])) * len(data) / max(1, st.events)
-            epochs = max(1, min(best, int(time_budget_s * (1 - share) / max(per_epoch, 1e-9))))
-            path = LRPath(path.lrs, path.steps_per_epoch * best / epochs)
+            fitting = max(1, min(epochs, int(time_budget_s * (1 - share) / max(per_epoch, 1e-9))))
+            path, epochs = LRPath(path.lrs, path.steps_per_epoch * epochs / fitting), fitting
         model = self._spawn(self.refit_config(), self.training.model_copy(update={"epochs": epochs, "patience": None}))
         model.runtime = self.runtime.model_copy(update={"checkpoint_dir": None})
         model._follow = path
+        if warm:
+            model._start = self._state()
         return model.fit(data, time_budget_s=time_budget_s)
+
+    def refit_share(self) -> float:
+        return 1.0 if self.training.refit_start == "scratch" else WARM_REFIT_SHARE
 
     def fine_tune(self, data: Interactions, valid: Validator | None, *, epochs: int, hooks: list[TrainingHook],
                   lr_scale: float = 0.1, time_budget_s: float | None = None) -> Self:

@@ -27,7 +27,9 @@ def training_values(p: DataProfile, batch_size: int | None = None, device: str =
     two epochs on small data) and a cosine fitted to the time budget (both frozen configs); weight
     decay 0.1 where users and items both have few events (Beauty). ``patience`` and ``eval_every``
     stay "auto": the trainer resolves them from measured times (see ``Trainer``). bfloat16
-    autocast where ``device`` computes it natively (emulated bf16 is slower than float32)."""
+    autocast where ``device`` computes it natively (emulated bf16 is slower than float32). The
+    refit starts from the evaluated weights, so the evaluated fit gets ~90% of the budget instead of
+    half of it (ML-1M's fit was cut by the budget at ~650 s of 24 minutes; docs/benchmarks.md)."""
     batch = batch_size or (64 if p.users < 10_000 else 128)
     steps_per_epoch = max(1, math.ceil(p.users / batch))
     return {
@@ -40,6 +42,7 @@ def training_values(p: DataProfile, batch_size: int | None = None, device: str =
         "warmup_steps": min(WARMUP_STEPS, 2 * steps_per_epoch),
         "valid_users": 10_000 if p.users > 50_000 else None,
         "bf16": bf16_supported(device),
+        "refit_start": "evaluated",
     }
 
 

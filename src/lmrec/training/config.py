@@ -27,6 +27,11 @@ class TrainingConfig(BaseModel):
     refit: bool = Field(
         True, description="after evaluating on the split, train the served model again on every event, following "
         "the evaluated run's learning-rate path step by step (stretched when the full data has more batches)")
+    refit_start: Literal["evaluated", "scratch"] | Auto = Field(
+        "auto", description="where the refit starts: evaluated: from the evaluated model's weights, replaying the "
+        "last 10% of its epochs' learning-rate path (at least one epoch) on every event, so the evaluated fit gets "
+        "most of the time budget; scratch: fresh weights and the whole path up to the best epoch; auto: evaluated, "
+        "scratch under privacy.dp")
     time_budget: PositiveFloat | Auto = Field(
         "auto", description="minutes for the whole `train` command (data, fits, refit, evaluation); auto: "
         "24, which keeps ML-1M- or Beauty-sized data (with or without item text) within 25 minutes on a "
