@@ -139,9 +139,10 @@ def test_dp_rules_fill_only_what_the_user_left_auto():
     apply_dp_rules(auto, cfg, plan)
     assert (auto.training.epochs, auto.training.patience, auto.training.lr) == (4, None, DP_LR["adamw"])
     assert auto.config.max_len == DP_MAX_LEN and auto.training.warmup_steps == plan.steps // 20
-    mine = create_model("sasrec", {"max_len": 30}, training=TrainingConfig(lr=3e-3))
+    assert auto.training.refit_start == "scratch"  # the plan's steps count a whole second fit
+    mine = create_model("sasrec", {"max_len": 30}, training=TrainingConfig(lr=3e-3, refit_start="evaluated"))
     apply_dp_rules(mine, cfg, plan)
-    assert mine.training.lr == 3e-3 and mine.config.max_len == 30
+    assert mine.training.lr == 3e-3 and mine.config.max_len == 30 and mine.training.refit_start == "evaluated"
 
 
 def test_content_only_sasrec_text_trains_privately(tmp_path):
