@@ -157,8 +157,7 @@ class NeuralRecommender(Recommender):
         the schedule still anneals to its end instead of being cut off."""
         st = self.train_state
         best = max(1, st.best_epoch if st else 1)
-        # "auto" here: a model loaded from a run written before the setting existed (auto's rule: evaluated).
-        warm = self.training.refit_start != "scratch" and self.net is not None
+        warm = self.refit_share() < 1 and self.net is not None
         skipped = best - max(1, math.ceil(WARM_REFIT_SHARE * best)) if warm else 0  # epochs not replayed
         path = st.lr_path(best) if st and st.lrs else None
         if path is not None:
@@ -177,6 +176,7 @@ class NeuralRecommender(Recommender):
         return model.fit(data, time_budget_s=time_budget_s)
 
     def refit_share(self) -> float:
+        # "auto" here: a model loaded from a run written before the setting existed (auto's rule: evaluated).
         return 1.0 if self.training.refit_start == "scratch" else WARM_REFIT_SHARE
 
     def fine_tune(self, data: Interactions, valid: Validator | None, *, epochs: int, hooks: list[TrainingHook],
