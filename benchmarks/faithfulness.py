@@ -6,7 +6,9 @@ Then one history event is removed: the top-attributed one, a random one (of the 
 window that occlusion tries), or the most recent one; the item's new rank (seen items of the full
 history still excluded) and score drop are recorded. AOPC: the mean score drop over removing the
 top 1..5 events in attribution order, against a random order. Target: median rank drop of the
-top-1 deletion >= 2x that of the random deletion.
+top-1 deletion >= 2x that of the random deletion. ``--oracle`` adds the best single deletion of the
+window (every event tried, the largest rank drop kept): an upper bound for any attribution's top-1
+deletion, which tells an attribution that misses from a target that no single event can reach.
 
     python benchmarks/faithfulness.py --data ml-1m --run /tmp/ml1m-sasrec --families pop itemknn ease sasrec dnn
     python benchmarks/faithfulness.py --data beauty --run runs/beauty --families itemknn ease sasrec text-knn
@@ -63,7 +65,21 @@ def ranks_of(model, histories: list[np.ndarray], items: np.ndarray, seen: list[n
     return ranks, scores
 
 
-def faithfulness(model, histories: Sequences, rng: np.random.Generator, explained: int = 1) -> dict:
+def oracle_rank_drops(model, hist: list[np.ndarray], items: np.ndarray, window: list[int],
+                      base_rank: np.ndarray) -> np.ndarray:
+    """Per pair, the largest rank drop any one deletion of its window gives the item."""
+    best = np.zeros(len(hist), np.int64)
+    for start in range(0, len(hist), 64):  # 64 pairs x up to MAX_EVENTS deletions per pass
+        pairs = range(start, min(start + 64, len(hist)))
+        owner = [r for r in pairs for _ in range(window[r], len(hist[r]))]
+        cut = [np.delete(hist[r], p) for r in pairs for p in range(window[r], len(hist[r]))]
+        ranks, _ = ranks_of(model, cut, items[owner], [hist[r] for r in owner])
+        np.maximum.at(best, np.asarray(owner, np.int64), ranks - base_rank[owner])
+    return best
+
+
+def faithfulness(model, histories: Sequences, rng: np.random.Generator, explained: int = 1,
+                 oracle: bool = False) -> dict:
     """Rank drops of the three deletions and AOPC, over ``histories`` (one user each), for each
     of a user's top ``explained`` recommendations (every (user, item) pair counts once)."""
     top, _ = model.recommend(histories, explained)
@@ -102,15 +118,22 @@ def faithfulness(model, histories: Sequences, rng: np.random.Generator, explaine
             _, scores = ranks_of(model, cut, items, hist)
             total += base_score - scores
         out[name] = float(np.mean(total / (AOPC_STEPS + 1)))
+    if oracle:
+        drop = oracle_rank_drops(model, hist, items, window, base_rank)
+        out["oracle"] = {"median_rank_drop": float(np.median(drop)), "mean_rank_drop": float(np.mean(drop)),
+                         "share_moved": float(np.mean(drop > 0))}
     return out
 
 
 def table(results: list[dict]) -> str:
     lines = ["| dataset | family | explained | users | median rank drop: top-1 | random | most recent | "
              "ratio top-1 / random | mean rank drop: top-1 | random | most recent | top-1 lowers the score | "
-             "AOPC (top-5, attribution order) | AOPC (random order) | attention's top event = occlusion's | ms per user |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "AOPC (top-5, attribution order) | AOPC (random order) | attention's top event = occlusion's | ms per user |"
+             " best single deletion (oracle): median rank drop | users it moves |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
+        oracle = (f" {r['oracle']['median_rank_drop']:g} | {r['oracle']['share_moved']:.0%} |" if "oracle" in r
+                  else " - | - |")
         t, rnd, rec = r["top-1"], r["random"], r["most recent"]
         ratio = f"{t['median_rank_drop'] / rnd['median_rank_drop']:.1f}x" if rnd["median_rank_drop"] > 0 else (
             "inf" if t["median_rank_drop"] > 0 else "0 / 0")
@@ -120,7 +143,7 @@ def table(results: list[dict]) -> str:
                      f"{rec['mean_rank_drop']:.1f} | {t['share_lowered']:.0%} | "
                      f"{r['aopc']:.4f} | {r['aopc_random']:.4f} | "
                      + (f"{r['attention_agrees']:.0%}" if "attention_agrees" in r else "-")
-                     + f" | {r['explain_ms_per_user']:.0f} |")
+                     + f" | {r['explain_ms_per_user']:.0f} |" + oracle)
     return "\n".join(lines)
 
 
@@ -131,6 +154,8 @@ def main() -> None:
     ap.add_argument("--run", type=Path, help="a run whose evaluated model stands for its family (same split)")
     ap.add_argument("--users", type=int, default=1000)
     ap.add_argument("--minutes", type=float, default=5.0, help="time budget of each neural fit made here")
+    ap.add_argument("--oracle", action="store_true", help="also the best single deletion of each window "
+                    "(every event tried): the most any attribution's top-1 deletion could move the item")
     ap.add_argument("--explained", type=int, default=1, help="explain each of a user's top N recommendations "
                     "(1: the top item only, as in the first table)")
     result_options(ap)
@@ -146,7 +171,7 @@ def main() -> None:
     for family in args.families:
         model = model_for(family, ds, labels, args.run, args.minutes)
         r = {"dataset": args.data, "family": family} | faithfulness(model, histories, np.random.default_rng(0),
-                                                                        args.explained)
+                                                                        args.explained, args.oracle)
         results.append(r)
         append_jsonl(args.jsonl, r)
         print(table([r]).splitlines()[-1], flush=True)
