@@ -38,7 +38,12 @@ VARIANTS = {"none": {"methods": []}, "contrastive": {"methods": ["contrastive"]}
             "gan": {"methods": ["gan"]}, "contrastive+prior": {"methods": ["contrastive", "prior"]},
             "all": {"methods": ["contrastive", "prior", "gan"]},
             "prior-light": {"methods": ["prior"], "prior": {"k": 2, "max_history": 5, "pretrain_share": 0.5}},
-            "gan-light": {"methods": ["gan"], "gan": {"weight": 0.1}}}
+            "gan-light": {"methods": ["gan"], "gan": {"weight": 0.1}},
+            # Twentieth session: the contrastive term on cosine similarity with a small temperature
+            # (SimCLR's form), the variant the first round left untried.
+            "contrastive-cos": {"methods": ["contrastive"], "contrastive": {"similarity": "cosine", "temperature": 0.2}},
+            "contrastive-cos-light": {"methods": ["contrastive"],
+                                      "contrastive": {"similarity": "cosine", "temperature": 0.5, "weight": 0.05}}}
 DATASETS = ("ml-100k", "ml-1m", "beauty")
 BUCKETS = ("<=5", "6-20", ">20")
 

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,8 @@ def main() -> None:
                     help="WORKERS:STORE, comma-separated")
     ap.add_argument("--connections", default="4", help="wrk connections, comma-separated")
     args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("serving.py needs the wrk load generator: apt-get install wrk")
     work = Path(tempfile.mkdtemp(prefix="lmrec-serve-bench-"))
     model_cfg, training = frozen("sasrec", CONFIGS[("ml-1m", "sasrec")] | {"epochs": 1})
     cfg = RunConfig.model_validate({"model": model_cfg, "training": training | {"refit": False},

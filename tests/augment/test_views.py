@@ -69,3 +69,11 @@ def test_info_nce_by_hand():
     assert info_nce(a, a.clone(), 0.5).item() == pytest.approx(-math.log(math.e**2 / (math.e**2 + 2)), rel=1e-6)
     # swapped partners are worse than matched ones
     assert info_nce(a, a.flip(0)).item() > info_nce(a, a.clone()).item()
+
+
+def test_info_nce_cosine_ignores_the_scale_of_the_states():
+    a = torch.tensor([[3.0, 0.0], [0.0, 0.5]])
+    # unit rows: the same as e1, e2 above at temperature 0.5; a dot product would see 9 and 0.25
+    assert info_nce(a, a.clone(), 0.5, cosine=True).item() == pytest.approx(
+        -math.log(math.e**2 / (math.e**2 + 2)), rel=1e-6)
+    assert info_nce(a, 2 * a, 0.5, cosine=True).item() == pytest.approx(info_nce(a, a, 0.5, cosine=True).item())

@@ -26,6 +26,9 @@ class ContrastiveConfig(BaseModel):
 
     weight: float = Field(0.1, ge=0, description="weight of the InfoNCE term beside the next-item loss")
     temperature: float = Field(1.0, gt=0, description="softmax temperature of InfoNCE")
+    similarity: Literal["dot", "cosine"] = Field(
+        "dot", description="similarity of two views' states: dot product (CL4SRec) or cosine (SimCLR; bounded, so "
+        "the term cannot grow by inflating the states; use a temperature below 1 with it)")
     views: list[View] = Field(
         default_factory=lambda: ["crop", "mask", "reorder"],
         description="each view applies one of these, drawn per view and batch; substitute (replace items by their "

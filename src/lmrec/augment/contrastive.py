@@ -40,4 +40,4 @@ class ContrastiveHook(TrainingHook):
             return None
         a = net(self.view(inputs), table)[:, -1]  # (B', D) state after each view's latest event
         b = net(self.view(inputs), table)[:, -1]
-        return self.config.weight * info_nce(a, b, self.config.temperature)
+        return self.config.weight * info_nce(a, b, self.config.temperature, self.config.similarity == "cosine")

@@ -97,11 +97,14 @@ def chunked_softmax_ce(hidden: torch.Tensor, weights: torch.Tensor, targets: tor
     return _CHUNKED_CE[kind].apply(hidden, weights, targets, chunk or CHUNK_ROWS[kind])
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0, cosine: bool = False) -> torch.Tensor:
     """InfoNCE (NT-Xent, as in CL4SRec / DuoRec) between two views: a, b (B, D), row i of each
     is the same user. Each of the 2B vectors must pick its partner among the other 2B - 1 by
-    dot-product similarity / temperature; the mean cross-entropy over the 2B vectors."""
+    similarity / temperature (dot product, or with ``cosine`` the cosine, as in SimCLR); the
+    mean cross-entropy over the 2B vectors."""
     z = torch.cat([a, b]).float()  # (2B, D)
+    if cosine:
+        z = F.normalize(z, dim=1)
     n = len(a)
     sim = (z @ z.T) / temperature  # (2B, 2B)
     sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
