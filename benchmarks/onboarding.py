@@ -9,7 +9,8 @@ clicks (clicked items excluded). NDCG@10 against the rest of the user's whole hi
 with fewer matching items keeps the recommendations of their last click. Target: after 3 clicks,
 diverse >= 1.1x popularity.
 
-The diverse slate's setting (candidates x clusters, or the popularity list) is chosen as
+The diverse slate's setting (candidates x clusters, a greedy slate built for the clicks of other
+training users, or the popularity list) is chosen as
 ``lmrec train`` chooses it (``lmrec.pipeline.choose_onboarding``: the fit's validation users
 treated as new users), or with ``--tune`` on as many more users held out of the fit.
 
@@ -24,7 +25,17 @@ import argparse
 import numpy as np
 from _common import append_jsonl, machine, result_options, table_only
 
-from lmrec.coldstart.onboarding import GRID, REFERENCE_SLATE, SlateSetting, choose_setting, first_slate, item_space, simulate
+from lmrec.coldstart.onboarding import (
+    GREEDY_USERS,
+    GRID,
+    REFERENCE_SLATE,
+    SlateSetting,
+    choose_setting,
+    first_slate,
+    item_space,
+    kmeans,
+    simulate,
+)
 from lmrec.data import load_dataset
 from lmrec.data.splits import TRAIN, LeaveOneOutConfig, make_split
 from lmrec.evaluation import Validator
@@ -52,11 +63,16 @@ def run(dataset: str, minutes: float, users: int, tune: bool, seed: int = 0) -> 
     histories = [sequences[u] for u in held]
     result = {"dataset": dataset, "users": len(held), "minutes": minutes, "seed": seed}
     if tune:  # chosen on the held-out validation users
-        setting, scores = choose_setting(model, space, counts, [sequences[u] for u in valid_users])
+        train = rest.subset(labels == TRAIN)
+        builders = np.random.default_rng(seed).choice(np.unique(train.user), min(GREEDY_USERS, train.n_users),
+                                                      replace=False)
+        train_sequences = train.sequences()
+        setting, scores = choose_setting(model, space, counts, [sequences[u] for u in valid_users],
+                                         builders=[train_sequences[u] for u in np.sort(builders)])
         result["chosen_on"] = "held-out validation users"
     else:  # what `lmrec train` does: chosen on the fit's validation users, treated as new
         choice = choose_onboarding(model, rest, labels, seed)
-        setting, scores = SlateSetting(choice["depth"], choice["clusters"]), choice["ndcg_after_3_clicks"]
+        setting, scores = SlateSetting.from_dict(choice), choice["ndcg_after_3_clicks"]
         result["chosen_on"] = "lmrec train's validation users"
     print(f"[{dataset}] NDCG@10 after 3 clicks ({result['chosen_on']}): "
           + ", ".join(f"{name} {v:.4f}" for name, v in scores.items()) + f"; chosen {setting.name()}", flush=True)
@@ -67,16 +83,34 @@ def run(dataset: str, minutes: float, users: int, tune: bool, seed: int = 0) -> 
     for name, slate in slates.items():
         sim = simulate(model, slate, histories)
         per_user[name] = sim["ndcg"][-1]
-        result[name] = {"ndcg": [float(v.mean()) for v in sim["ndcg"]], "users_with_clicks": sim["users_with_clicks"]}
+        result[name] = {"ndcg": [float(v.mean()) for v in sim["ndcg"]], "users_with_clicks": sim["users_with_clicks"],
+                        "slate": slate.tolist(), **diversity(ds, space, counts, slate)}
     diff = per_user["diverse"] - per_user["popularity"]
     result["diff_after_3"] = float(diff.mean())
     result["diff_se"] = float(diff.std(ddof=1) / np.sqrt(len(diff)))
     return result
 
 
+def diversity(ds, space: np.ndarray, counts: np.ndarray, slate: np.ndarray) -> dict:
+    """How much of the catalogue a slate covers: of 20 k-means clusters of the 200 most popular
+    items' vectors (the space the cluster slates are drawn from), and of the genres or categories
+    when the items file has them."""
+    top = np.argsort(-counts, kind="stable")[:200]
+    cluster_of = dict(zip(top.tolist(), kmeans(space[top], 20, seed=0).tolist(), strict=True))
+    out = {"clusters": len({cluster_of.get(int(i), -1 - int(i)) for i in slate})}
+    info = ds.item_info
+    column = next((c for c in ("genres", "categories", "category") if info is not None and c in info.columns), None)
+    if column is not None:
+        by_id = dict(zip(info["item"].cast(str).to_list(), info[column].to_list(), strict=True))
+        tags = [by_id.get(str(i)) or "" for i in ds.items.decode(slate)]
+        out["genres"] = len({g for t in tags for g in t.split("|") if g})
+    return out
+
+
 def table(results: list[dict]) -> str:
     lines = ["| dataset | slate | NDCG@10 after 0 clicks | 1 | 2 | 3 | users with >= 1 / 3 clicks | "
-             "after 3: diverse / popularity (diff +- SE) |", "|---|---|---|---|---|---|---|---|"]
+             "after 3: diverse / popularity (diff +- SE) | clusters covered (of 20) | genres |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         for name in ("popularity", "diverse"):
             s = r[name]
@@ -88,7 +122,8 @@ def table(results: list[dict]) -> str:
                 if name == "diverse" and "chosen" in r else name
             lines.append(f"| {r['dataset']}, fit seed {r.get('seed', 0)} | {label} | "
                          + " | ".join(f"{v:.4f}" for v in s["ndcg"])
-                         + f" | {s['users_with_clicks'][0]:.0%} / {s['users_with_clicks'][-1]:.0%} | {last} |")
+                         + f" | {s['users_with_clicks'][0]:.0%} / {s['users_with_clicks'][-1]:.0%} | {last} | "
+                         f"{s.get('clusters', '-')} | {s.get('genres', '-')} |")
     return "\n".join(lines)
 
 

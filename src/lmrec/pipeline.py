@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import lmrec
-from lmrec.coldstart.onboarding import CHOICE_USERS, SlateSetting, choose_setting, item_space
+from lmrec.coldstart.onboarding import CHOICE_USERS, GREEDY_USERS, SlateSetting, choose_setting, item_space
 from lmrec.config import RunConfig
 from lmrec.data import DATASETS, ProcessingConfig, load_dataset
 from lmrec.data.profile import DataProfile
@@ -319,19 +319,25 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
 def choose_onboarding(model: Recommender, data, labels: np.ndarray, seed: int) -> dict:
     """The new-user slate's setting (``lmrec.coldstart.onboarding``), chosen on up to CHOICE_USERS
     validation users treated as new: the clicks and the items judged are their events before the
-    test event; popularity and the item space are the training part's."""
+    test event; popularity, the item space and the greedy slates' users (up to GREEDY_USERS
+    others, their training events) are the training part's."""
+    rng = np.random.default_rng(seed)
     users = np.unique(data.user[labels == VALID])
-    users = np.sort(np.random.default_rng(seed).choice(users, min(CHOICE_USERS, len(users)), replace=False))
+    users = np.sort(rng.choice(users, min(CHOICE_USERS, len(users)), replace=False))
     known = data.subset(labels != TEST).sequences()
     train = data.subset(labels == TRAIN)
+    others = np.setdiff1d(np.unique(train.user), users)
+    others = np.sort(rng.choice(others, min(GREEDY_USERS, len(others)), replace=False))
+    sequences = train.sequences()
     setting, scores = choose_setting(model, item_space(model, train.to_matrix()), train.item_counts(),
-                                     [known[u] for u in users])
-    return setting.as_dict() | {"chosen": setting.name(), "users": len(users), "ndcg_after_3_clicks": scores}
+                                     [known[u] for u in users], builders=[sequences[u] for u in others])
+    return setting.as_dict() | {"chosen": setting.name(), "users": len(users), "greedy_users": len(others),
+                                "ndcg_after_3_clicks": scores}
 
 
 def format_onboarding(choice: dict) -> str:
     scores = choice["ndcg_after_3_clicks"]
-    setting = SlateSetting(choice["depth"], choice["clusters"]).describe()
+    setting = SlateSetting.from_dict(choice).describe()
     return (f"onboarding: the first slate of new users is {setting}, chosen on {choice['users']:,} validation users "
             f"treated as new (NDCG@10 after 3 clicks {scores[choice['chosen']]:.4f}; popularity list "
             f"{scores['popularity']:.4f})")

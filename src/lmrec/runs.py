@@ -195,7 +195,7 @@ class Run:
         from lmrec.coldstart.onboarding import SlateSetting
 
         chosen = self.meta.get("onboarding")
-        return SlateSetting(chosen["depth"], chosen["clusters"]) if chosen else None
+        return SlateSetting.from_dict(chosen) if chosen else None
 
     def explainer(self, model: Recommender | None = None) -> Explainer:
         """Explanations of the served model (or ``model``) against every event of the run."""

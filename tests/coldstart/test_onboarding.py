@@ -9,7 +9,16 @@ from typer.testing import CliRunner
 
 from lmrec.cli.main import app
 from lmrec.coldstart import onboarding
-from lmrec.coldstart.onboarding import SlateSetting, choose_setting, diverse_slate, first_slate, item_space, kmeans, simulate
+from lmrec.coldstart.onboarding import (
+    SlateSetting,
+    choose_setting,
+    diverse_slate,
+    first_slate,
+    greedy_slate,
+    item_space,
+    kmeans,
+    simulate,
+)
 from lmrec.config import RunConfig
 from lmrec.models.baselines import EASE
 from lmrec.pipeline import train_run
@@ -112,6 +121,45 @@ def test_the_choice_prefers_a_slate_that_reaches_every_cluster():
     setting, scores = choose_setting(ClusterModel(cluster_of, counts), vectors.astype(np.float32), counts, histories)
     assert scores["popularity"] < scores[setting.name()] and setting.depth >= 100  # cluster 2 starts at rank 81
     assert set(scores) == {"popularity"} | {f"{d}/{c}" for d in (20, 50, 100, 200) for c in (2, 5, 10, 20)}
+
+
+def test_a_greedy_slate_by_hand():
+    # Two clusters: items 0-4 (more popular) and 5-9. One user likes {0, 1, 2}, two like {5, 6}.
+    cluster_of, counts = np.repeat([0, 1], 5), np.arange(10, 0, -1)
+    model = ClusterModel(cluster_of, counts)
+    users = [np.array([0, 1, 2]), np.array([5, 6]), np.array([5, 6])]
+    # Slot 1: clicking 5 gives each of two users [6, 7, 8, 9]: their one relevant item first,
+    # NDCG 1, total 2 (6 ties with 5: the more popular wins); 0, 1 or 2 give the first user 1.
+    # Slot 2: 0, 1, 2 gain 1 (the first user's first click); 6 would leave the other two nothing
+    # to find (NDCG 0, gain -2). Slot 3: the first user's second click (1 or 2) keeps NDCG 1: gain
+    # 0, as for items nobody has; 1 is more popular. Slot 4: 2 would be their last item (-1),
+    # 6 still -2: 3, which nobody clicks (0), wins.
+    slate = greedy_slate(model, users, counts, depth=10, length=4)
+    assert slate.tolist() == [5, 0, 1, 3]
+    assert greedy_slate(model, users, counts, depth=10, length=4).tolist() == slate.tolist()  # deterministic
+    assert greedy_slate(model, users, counts, depth=3, length=3).tolist() == [0, 1, 2]  # only the top 3 to place
+
+
+def test_a_greedy_slate_reaches_every_cluster_first():
+    cluster_of = np.repeat([0, 1, 2], 40)
+    counts = np.arange(120, 0, -1)  # cluster 0 is the most popular: the top 20 is all cluster 0
+    rng = np.random.default_rng(1)
+    histories = [rng.choice(np.arange(40) + 40 * (u % 3), 8, replace=False) for u in range(30)]
+    slate = greedy_slate(ClusterModel(cluster_of, counts), histories, counts, depth=120)
+    assert len(slate) == 20 and len(set(slate.tolist())) == 20
+    assert set(cluster_of[slate[:3]].tolist()) == {0, 1, 2}
+    setting, scores = choose_setting(ClusterModel(cluster_of, counts), np.eye(3, dtype=np.float32)[cluster_of],
+                                     counts, histories[::2], builders=histories[1::2])
+    assert {"greedy/100", "greedy/200"} <= set(scores) and scores["greedy/100"] > scores["popularity"]
+
+
+def test_a_greedy_setting_serves_its_order_then_popularity():
+    setting = SlateSetting(100, 0, (7, 3, 9))
+    counts = np.arange(10, 0, -1)
+    assert setting.name() == "greedy/100" and SlateSetting.from_dict(setting.as_dict()) == setting
+    assert first_slate(np.eye(10, dtype=np.float32), counts, 2, setting).tolist() == [7, 3]
+    assert first_slate(np.eye(10, dtype=np.float32), counts, 5, setting).tolist() == [7, 3, 9, 0, 1]
+    assert SlateSetting.from_dict({"depth": 100, "clusters": 20}).order is None  # runs from before greedy slates
 
 
 @pytest.fixture(scope="module")

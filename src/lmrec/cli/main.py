@@ -361,11 +361,11 @@ def onboarding(
 ) -> None:
     """A first slate for a new user with no history (the service's GET /onboarding).
 
-    Popular items, but spread over the catalogue's main clusters (k-means over the model's item
-    vectors, or over an SVD of the events for models without them), so that a newcomer's first
-    clicks tell the model more than clicks on the top-k of one genre would. How many popular items
-    and how many clusters is the setting `lmrec train` chose on the run's validation users (see
-    docs/new-users.md).
+    Popular items, either spread over the catalogue's main clusters (k-means over the model's item
+    vectors, or over an SVD of the events for models without them) or placed one by one for what
+    training users' first clicks tell the model, so that a newcomer's first clicks say more than
+    clicks on the top-k of one genre would. Which kind, how many popular items and how many
+    clusters is what `lmrec train` chose on the run's validation users (see docs/new-users.md).
     """
     from lmrec.runs import Run
 

@@ -206,7 +206,7 @@ class ServiceState:
         return [float(x) for x in p]
 
     def onboarding(self, k: int) -> list[Recommendation]:
-        """The diverse first slate for someone with no history, computed once per catalogue and k."""
+        """The run's first slate for someone with no history, computed once per catalogue and k."""
         cat = self.catalogue
         cached = self._onboarding  # one read: another request may replace it meanwhile
         if cached.get("catalogue") is not cat or cached.get("k") != k:
