@@ -320,10 +320,12 @@ def choose_onboarding(model: Recommender, data, labels: np.ndarray, seed: int) -
     """The new-user slate's setting (``lmrec.coldstart.onboarding``), chosen on up to CHOICE_USERS
     validation users treated as new: the clicks and the items judged are their events before the
     test event; popularity, the item space and the greedy slates' users (up to GREEDY_USERS
-    others, their training events) are the training part's."""
+    others, their training events) are the training part's. With fewer than 2 x CHOICE_USERS
+    users, half of them judge and the other half build the greedy slates."""
     rng = np.random.default_rng(seed)
     users = np.unique(data.user[labels == VALID])
-    users = np.sort(rng.choice(users, min(CHOICE_USERS, len(users)), replace=False))
+    # The greedy slates need users of their own: with fewer than 2 x CHOICE_USERS, half each.
+    users = np.sort(rng.choice(users, min(CHOICE_USERS, max(1, len(users) // 2)), replace=False))
     known = data.subset(labels != TEST).sequences()
     train = data.subset(labels == TRAIN)
     others = np.setdiff1d(np.unique(train.user), users)
