@@ -76,9 +76,7 @@ class SlateSetting:
         return f"{depth} candidates in {clusters} clusters"
 
     def as_dict(self) -> dict:
-        d = asdict(self)
-        d["order"] = None if self.order is None else list(self.order)
-        return d
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> SlateSetting:
@@ -150,7 +148,8 @@ def first_slate(vectors: np.ndarray, counts: np.ndarray, k: int, setting: SlateS
     """The slate a run serves: its chosen setting scaled to k, else the default."""
     if setting is not None and setting.order is not None:  # past the stored order: by popularity
         order = [i for i in setting.order if i < len(counts)][:k]
-        rest = [int(i) for i in np.argsort(-counts, kind="stable")[: k + len(order)] if i not in set(order)]
+        taken = set(order)
+        rest = [int(i) for i in np.argsort(-counts, kind="stable")[: k + len(order)] if i not in taken]
         return np.array(order + rest[: k - len(order)], dtype=np.int64)
     depth, clusters = setting.at(k) if setting is not None else (None, None)
     return diverse_slate(vectors, counts, k, depth=depth, clusters=clusters)
