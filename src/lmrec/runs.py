@@ -2,7 +2,7 @@
 
     RUN_DIR/
       run.json             what was trained on what, with the full validated config and timings
-      data/events.parquet  processed events (dense indices) with their split label (and like / dislike)
+      data/events.parquet  processed events (dense indices) with their split label (and like / dislike, value)
       data/users.json      user vocabulary (original ids in index order)
       data/items.json      item vocabulary
       data/items.parquet   item metadata in index order (when an items file was given)
@@ -64,7 +64,8 @@ class Run:
         items = Vocabulary.load(path / "data" / "items.json")
         info_path = path / "data" / "items.parquet"
         inter = Interactions(events["user"].to_numpy(), events["item"].to_numpy(), events["timestamp"].to_numpy(),
-                             len(users), len(items), events["like"].to_numpy() if "like" in events.columns else None)
+                             len(users), len(items), events["like"].to_numpy() if "like" in events.columns else None,
+                             events["value"].to_numpy() if "value" in events.columns else None)
         dataset = Dataset(inter, users, items, pl.read_parquet(info_path) if info_path.exists() else None,
                           name=meta["data"]["name"])
         config = parse_config(meta["config"], str(path / RUN_FILE))
@@ -256,7 +257,9 @@ def write_run(out: Path, *, meta: dict, dataset: Dataset, labels: np.ndarray, mo
         (tmp / "data").mkdir()
         inter = dataset.interactions
         likes = {} if inter.label is None else {"like": inter.label}
-        pl.DataFrame({"user": inter.user, "item": inter.item, "timestamp": inter.timestamp, "label": labels} | likes) \
+        values = {} if inter.value is None else {"value": inter.value}
+        pl.DataFrame({"user": inter.user, "item": inter.item, "timestamp": inter.timestamp, "label": labels} | likes
+                     | values) \
             .write_parquet(tmp / "data" / "events.parquet")
         dataset.users.save(tmp / "data" / "users.json")
         dataset.items.save(tmp / "data" / "items.json")

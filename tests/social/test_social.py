@@ -65,17 +65,40 @@ def test_neighbourhood_scores_by_hand():
     with_fof = social_scores(adj, x, np.array([0]), fof=0.5)
     np.testing.assert_allclose(with_fof[0], [0.5 * r4, r2 + 0.5 * r4, r2 + 0.5 * r4, 0.5 * r4])  # + user 2 at 0.5
     # The service's per-request version agrees.
-    np.testing.assert_allclose(neighbourhood_scores([hist[1]], [hist[2]], 4, 0.5), with_fof[0], rtol=1e-6)
+    np.testing.assert_allclose(neighbourhood_scores([ones(hist[1])], [ones(hist[2])], 4, 0.5), with_fof[0], rtol=1e-6)
     # sim: user 1 (kept history: item 0) shares item 0 with both friends, so each counts 1 + 2 * 1
     # times; with kept history [3] only friend 2 shares it (3x), friend 0 (item 0) counts once.
     own = Sequences.from_lists([[0], [3]])
     shared = social_scores(adj, x, np.array([1, 1]), fof=0.0, own=own, sim=2.0)
     np.testing.assert_allclose(shared[0], 3 * direct[1])
     np.testing.assert_allclose(shared[1], [1 + 3 * r4, 3 * r4, 3 * r4, 3 * r4])
-    np.testing.assert_allclose(neighbourhood_scores([hist[0], hist[2]], [], 4, 0.0, [3], 2.0), shared[1], rtol=1e-6)
+    np.testing.assert_allclose(neighbourhood_scores([ones(hist[0]), ones(hist[2])], [], 4, 0.0, [3], 2.0), shared[1],
+                               rtol=1e-6)
     # friends of friends are weighed alike: user 0 (kept [3]) reaches user 2 (who has item 3) at fof 0.5
     np.testing.assert_allclose(social_scores(adj, x, np.array([0]), 0.5, Sequences.from_lists([[3]]), 2.0)[0],
                                [1.5 * r4, r2 + 1.5 * r4, r2 + 1.5 * r4, 1.5 * r4], rtol=1e-6)
+
+
+def ones(h: list[int]) -> tuple[list[int], list[float]]:
+    return h, [1.0] * len(h)
+
+
+def test_votes_grow_with_the_fourth_root_of_play_counts():
+    # Friend 1 played item 0 16 times (in two events of 8: summed), item 1 once, item 2 81 times;
+    # user 0 is their only friend. Votes c^(1/4) = 2, 1, 3 over sqrt(2 + 1 + 3).
+    data = Interactions(np.array([0, 1, 1, 1, 1]), np.array([3, 0, 0, 1, 2]), np.arange(5), 2, 4,
+                        value=np.array([5, 8, 8, 1, 81], dtype=np.float32))
+    x = history_matrix(data)
+    expected = np.array([2, 1, 3, 0]) / np.sqrt(6)
+    np.testing.assert_allclose(x[1].toarray()[0], expected, rtol=1e-6)
+    adj = adjacency(np.array([[0, 1]]), 2)
+    np.testing.assert_allclose(social_scores(adj, x, np.array([0]), 0.0)[0], expected, rtol=1e-6)
+    # The service's version from the friend's events and values; sim counts shared items once.
+    friend = ([0, 0, 1, 2], [8.0, 8.0, 1.0, 81.0])
+    np.testing.assert_allclose(neighbourhood_scores([friend], [], 4, 0.0), expected, rtol=1e-6)
+    np.testing.assert_allclose(neighbourhood_scores([friend], [], 4, 0.0, [0, 3], 1.0), 2 * expected, rtol=1e-6)
+    np.testing.assert_allclose(social_scores(adj, x, np.array([0]), 0.0, Sequences.from_lists([[0, 3]]), 1.0)[0],
+                               2 * expected, rtol=1e-6)
 
 
 def test_weight_search_grid_and_ties():
@@ -120,6 +143,9 @@ def test_a_run_keeps_its_graph_and_measures_the_blend(social_run):
     assert zero["alpha"] > 0
     run = Run.open(social_run)
     assert len(run.social().pairs) == 14
+    # The events' ratings travel with the run: the neighbourhood's votes read them.
+    values = run.dataset.interactions.value
+    assert values is not None and values.dtype == np.float32 and set(np.unique(values)) == {1, 2, 3, 4, 5}
     recs = run.recommend(["u0", "u29"], 3)
     assert recs.height == 6
     # u29 has no relations: the model's own list, as if the run had no graph
@@ -131,6 +157,10 @@ def test_the_service_blends_relations_and_takes_new_ones(social_run, tmp_path):
     db = tmp_path / "e.db"
     r = call_service(social_run, db, "GET", "/recommend/u0?k=3")
     assert r.json()["source"] == "social"
+    # Per request from the friends' events and their ratings, as the run's batch path does.
+    batch = Run.open(social_run).recommend(["u0"], 3)
+    assert [str(i["item_id"]) for i in r.json()["items"]] == [str(i) for i in batch["item_id"]]
+    np.testing.assert_allclose([i["score"] for i in r.json()["items"]], batch["score"].to_numpy(), rtol=1e-4)
     assert call_service(social_run, db, "GET", "/recommend/u29?k=3").json()["source"] == "model"  # no friends
     new = call_service(social_run, db, "GET", "/recommend/stranger?k=3").json()
     assert new["source"] == "popularity"

@@ -145,6 +145,7 @@ def process(events: pl.DataFrame, config: ProcessingConfig | None = None, items:
         n_users=len(users),
         n_items=len(item_vocab),
         label=df["_label"].to_numpy().astype(np.int8) if "_label" in df.columns else None,
+        value=df["rating"].cast(pl.Float32).to_numpy() if "rating" in df.columns else None,
     )
     if item_info is not None:
         order = pl.DataFrame({"item": pl.Series(item_vocab.ids)})

@@ -130,13 +130,15 @@ class Interactions:
     n_users: int
     n_items: int
     label: np.ndarray | None = None  # (N,) int8: 1 like, 0 dislike, -1 unlabelled (data.labels); None: no rule
+    value: np.ndarray | None = None  # (N,) float32: the event's rating / play count column; None: the data has none
 
     def __len__(self) -> int:
         return self.user.size
 
     def subset(self, mask: np.ndarray) -> Interactions:
         return Interactions(self.user[mask], self.item[mask], self.timestamp[mask], self.n_users, self.n_items,
-                            None if self.label is None else self.label[mask])
+                            None if self.label is None else self.label[mask],
+                            None if self.value is None else self.value[mask])
 
     def sequences(self) -> Sequences:
         """One row per user index (empty rows for users without events), items in time order."""

@@ -121,6 +121,15 @@ class ServiceState:
         self.forgotten: set[str] = set()  # tombstones: their events in the run are hidden, a cold start
         self.social = run.social()
         self.friends: dict[str, set[str]] = {}
+        # Value (play count, rating) of every history event, in step with ``histories``, for the
+        # neighbourhood's votes; posted events carry none and count as the run's median event.
+        self.values: dict[str, list[float]] = {}
+        if self.social is not None:
+            has = inter.value is not None and len(inter.value) > 0
+            values = Sequences.from_sorted_groups(inter.user, inter.value, inter.n_users) if has else None
+            self.values = {uid: (values[u].tolist() if has else [1.0] * len(h))
+                           for u, (uid, h) in enumerate(self.histories.items())}
+            self._live_value = float(np.nanmedian(inter.value)) if has else 1.0
         # Memory follows the store: everything stored so far is replayed now, and what any process
         # sharing the store writes later is applied before the next request (``sync``).
         self._cursor = Cursor()
@@ -151,6 +160,7 @@ class ServiceState:
                 for user_id in changes.tombstones:
                     self.histories.pop(user_id, None)
                     self.likes.pop(user_id, None)
+                    self.values.pop(user_id, None)
                     for friend in self.friends.pop(user_id, set()):
                         self.friends.get(friend, set()).discard(user_id)
                     self.forgotten.add(user_id)
@@ -160,6 +170,8 @@ class ServiceState:
                 for user_id, item_id, _, typ in changes.events:
                     self.histories.setdefault(user_id, []).append(cat.index[item_id])
                     self.likes.setdefault(user_id, []).append(self._type_labels.get(typ, UNLABELLED))
+                    if self.social is not None:
+                        self.values.setdefault(user_id, []).append(self._live_value)
             self._cursor = changes.cursor
             return len(changes.events)
 
@@ -342,14 +354,18 @@ class ServiceState:
                 if fof else set()
         if not friends:
             return None
-        near = [self.history(f) or [] for f in friends]
-        social = neighbourhood_scores(near, [self.history(f) or [] for f in far], len(cat.items), fof, history, sim)
+        social = neighbourhood_scores(self._voting(friends), self._voting(far), len(cat.items), fof, history, sim)
         with torch.inference_mode():
             model = cat.model.score(Sequences.from_lists([history])).float().numpy()  # (1, n_items)
         model = model + 1e-6 * cat.counts / max(1, cat.counts.max())  # exact ties (no history): popular first
         top, scores = top_k(blend(model, social[None], np.array([alpha], np.float32)), [history], k)
         keep = top[0] >= 0
         return self._recommendations(cat, top[0][keep], scores[0][keep])
+
+    def _voting(self, users: set[str]) -> list[tuple[list[int], list[float]]]:
+        """Each user's history and its events' values (copies), for ``neighbourhood_scores``."""
+        with self._histories_lock:
+            return [(list(self.histories.get(u, ())), list(self.values.get(u, ()))) for u in users]
 
     def recommend_user(self, user_id: str, k: int) -> tuple[list[Recommendation], str]:
         cat = self.catalogue
