@@ -109,6 +109,33 @@ def test_biased_mf_learns_user_tastes_from_ids(data):
     assert np.isfinite(p).all()
 
 
+def test_biased_mf_also_learns_from_ratings_and_calibrates_them(data):
+    import dataclasses
+
+    from sklearn.linear_model import LogisticRegression
+
+    from lmrec.models.interest_baselines import _labelled, _Platt
+
+    inter, split = data
+    assert BiasedMF(seed=0).fit(inter.subset(split == 0), interest_set(inter, split, VALID)).chosen["target"] == "labels"
+    rng = np.random.default_rng(0)  # likes are rated 4-5, dislikes 1-3
+    value = np.where(inter.label == 1, rng.integers(4, 6, len(inter)), rng.integers(1, 4, len(inter))).astype(np.float32)
+    inter = dataclasses.replace(inter, value=value)
+    train, valid, test = inter.subset(split == 0), interest_set(inter, split, VALID), interest_set(inter, split, TEST)
+    mf = BiasedMF(seed=0).fit(train, valid)
+    assert mf.chosen["target"] in ("labels", "ratings")
+    rating_mf = mf._train(_labelled(train), valid, 16, 1e-2, "ratings")
+    raw = predict(rating_mf, test)
+    assert 1.5 < raw.mean() < 4.5 and M.auc(raw, test.targets) > 0.8  # predicted ratings, which rank likes first
+    platt = _Platt(rating_mf, valid)
+    p = predict(platt, test)
+    assert ((p > 0) & (p < 1)).all() and M.auc(p, test.targets) == pytest.approx(M.auc(raw, test.targets))
+    # The calibration is the logistic regression of the validation labels on the scores.
+    x = predict(rating_mf, valid)[:, None]
+    reference = LogisticRegression(tol=1e-10, max_iter=10_000).fit(x, valid.targets)
+    np.testing.assert_allclose(predict(platt, test), reference.predict_proba(raw[:, None])[:, 1], atol=1e-3)
+
+
 def test_evaluate_interest_reports_model_baselines_and_difference(data, fitted):
     inter, split = data
     out = evaluate_interest(fitted, inter, split, TEST)

@@ -116,9 +116,13 @@ class _ItemMean:
 
 
 class BiasedMF(InterestBaseline):
-    """logit P(like) = b + b_user + b_item + <p_user, q_item>, logistic loss with L2 on the used
-    parameters, Adam, early stopping on validation AUC; width and L2 searched on validation.
-    Users without training events get no user terms (the item side and the global bias)."""
+    """score = b + b_user + b_item + <p_user, q_item>, L2 on the used parameters, Adam, early
+    stopping on validation AUC; width, L2 and the target searched on validation. Targets: the
+    like / dislike labels (logistic loss: the score is the logit) and, where the events carry
+    ratings, the ratings themselves (squared error, the classic rating-prediction MF, which learns
+    from the whole scale: a 2 and a 3 are both dislikes but not alike); a rating score becomes
+    P(like) by a logistic fit on the validation events (Platt scaling). Users without training
+    events get no user terms (the item side and the global bias)."""
 
     name = "biased-mf"
     GRID = ((16, 1e-3), (16, 1e-2), (16, 1e-1), (64, 1e-3), (64, 1e-2), (64, 1e-1))  # (dim, l2)
@@ -132,32 +136,40 @@ class BiasedMF(InterestBaseline):
         data = _labelled(train)
         self.known = np.zeros(data.n_users, dtype=bool)
         self.known[data.user] = True
-        dim, l2 = self._pick(list(self.GRID), lambda option: self._train(data, valid, *option), valid)
-        self.chosen = {"dim": dim, "l2": l2, "epochs": self._best.best_epoch}
+        targets = ["labels"]
+        if data.value is not None and np.isfinite(data.value).all() and np.unique(data.value).size > 2:
+            targets.append("ratings")
+        options = [(dim, l2, target) for target in targets for dim, l2 in self.GRID]
+        dim, l2, target = self._pick(options, lambda option: self._train(data, valid, *option), valid)
+        self.chosen = {"dim": dim, "l2": l2, "target": target, "epochs": self._best.best_epoch}
+        if target == "ratings":
+            self._best = _Platt(self._best, valid)
         return self
 
-    def _train(self, data: Interactions, valid: InterestSet, dim: int, l2: float) -> _MF:
+    def _train(self, data: Interactions, valid: InterestSet, dim: int, l2: float, target: str = "labels") -> _MF:
         g = torch.Generator().manual_seed(self.seed)
-        params = {"b": torch.zeros(1), "bu": torch.zeros(data.n_users), "bi": torch.zeros(data.n_items),
-                  "p": torch.randn(data.n_users, dim, generator=g) * 0.01,
+        ratings = target == "ratings"
+        y = torch.from_numpy((data.value if ratings else data.label).astype(np.float32))
+        params = {"b": torch.full((1,), float(y.mean()) if ratings else 0.0), "bu": torch.zeros(data.n_users),
+                  "bi": torch.zeros(data.n_items), "p": torch.randn(data.n_users, dim, generator=g) * 0.01,
                   "q": torch.randn(data.n_items, dim, generator=g) * 0.01}
         for t in params.values():
             t.requires_grad_(True)
         opt = torch.optim.Adam(params.values(), lr=self.LR)
         u, i = torch.from_numpy(data.user), torch.from_numpy(data.item)
-        y = torch.from_numpy(data.label.astype(np.float32))
-        best, bad = _MF({k: v.detach().clone() for k, v in params.items()}, self.known, 0), 0
+        loss_of = F.mse_loss if ratings else F.binary_cross_entropy_with_logits
+        best, bad = _MF({k: v.detach().clone() for k, v in params.items()}, self.known, 0, ratings), 0
         best_score = -1.0
         for epoch in range(1, self.MAX_EPOCHS + 1):
             for idx in torch.randperm(len(y), generator=g).split(self.BATCH):
                 bu, bi, pu, qi = params["bu"][u[idx]], params["bi"][i[idx]], params["p"][u[idx]], params["q"][i[idx]]
-                logit = params["b"] + bu + bi + (pu * qi).sum(-1)  # (batch,)
+                score = params["b"] + bu + bi + (pu * qi).sum(-1)  # (batch,)
                 reg = l2 * ((pu**2).sum(-1) + (qi**2).sum(-1) + bu**2 + bi**2).mean()
-                loss = F.binary_cross_entropy_with_logits(logit, y[idx]) + reg
+                loss = loss_of(score, y[idx]) + reg
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            candidate = _MF({k: v.detach().clone() for k, v in params.items()}, self.known, epoch)
+            candidate = _MF({k: v.detach().clone() for k, v in params.items()}, self.known, epoch, ratings)
             p = candidate.predict_interest(None, None, valid.candidates, valid.users)
             score = M.auc(p, valid.targets)
             if score > best_score:
@@ -170,8 +182,11 @@ class BiasedMF(InterestBaseline):
 
 
 class _MF:
-    def __init__(self, params: dict[str, torch.Tensor], known: np.ndarray, best_epoch: int) -> None:
-        self.params, self.known, self.best_epoch = params, known, best_epoch
+    """Predicts sigmoid(score) for a label MF; the raw score (a rating, for ranking) for a rating MF."""
+
+    def __init__(self, params: dict[str, torch.Tensor], known: np.ndarray, best_epoch: int,
+                 ratings: bool = False) -> None:
+        self.params, self.known, self.best_epoch, self.ratings = params, known, best_epoch, ratings
 
     def predict_interest(self, histories, history_labels, candidates: Sequences, users=None) -> np.ndarray:
         rows = candidates.row_ids()
@@ -182,8 +197,35 @@ class _MF:
         P = self.params
         with torch.no_grad():
             user_terms = P["bu"][u] + (P["p"][u] * P["q"][i]).sum(-1)  # (N,)
-            logit = P["b"] + P["bi"][i] + user_terms * torch.from_numpy(known).float()
-            return torch.sigmoid(logit).numpy().astype(np.float64)
+            score = P["b"] + P["bi"][i] + user_terms * torch.from_numpy(known).float()
+            return (score if self.ratings else torch.sigmoid(score)).numpy().astype(np.float64)
+
+
+class _Platt:
+    """P(like) = sigmoid(a * score + c), (a, c) fitted on the validation events by L2-regularised
+    logistic regression (scikit-learn's default: the summed log-loss + a^2 / 2), so validation
+    events that a score separates perfectly do not push the probabilities to 0 and 1. The scores'
+    order, hence the AUC, is unchanged."""
+
+    def __init__(self, scored: _MF, valid: InterestSet) -> None:
+        self.scored, self.best_epoch = scored, scored.best_epoch
+        x = torch.from_numpy(scored.predict_interest(None, None, valid.candidates, valid.users))
+        y = torch.from_numpy(valid.targets.astype(np.float64))
+        ac = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS([ac], max_iter=200, tolerance_grad=1e-10, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = F.binary_cross_entropy_with_logits(ac[0] * x + ac[1], y, reduction="sum") + ac[0] ** 2 / 2
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        self.a, self.c = ac.detach().tolist()
+
+    def predict_interest(self, histories, history_labels, candidates: Sequences, users=None) -> np.ndarray:
+        x = self.scored.predict_interest(histories, history_labels, candidates, users)
+        return 1.0 / (1.0 + np.exp(-(self.a * x + self.c)))
 
 
 BASELINES: tuple[type[InterestBaseline], ...] = (MajorityClass, UserMean, ItemMean, BiasedMF)
