@@ -152,3 +152,39 @@ def test_validator_needs_both_classes():
     inter.label[:] = 1
     with pytest.raises(ValueError, match="both"):
         InterestValidator(inter, leave_one_out(inter))
+
+
+def test_ratings_train_an_auxiliary_head_and_the_loss_adds_it_by_hand(data):
+    import dataclasses
+
+    from lmrec.models.interest import RATING_WEIGHT, history_windows, rating_targets
+
+    inter, split = data
+    train = inter.subset(split == 0)
+    options = {"epochs": 1, "d_model": 16, "max_len": 20, "batch_size": 16, "n_heads": 2, "n_layers": 1,
+               "dropout": 0.0, "label_dropout": 0.0}
+    plain = build("interest", options)
+    plain.setup(train)
+    assert plain.config.rating_weight == 0 and plain.net.rating is None  # no ratings: no head
+    value = np.where(inter.label == 1, 4.0, 2.0).astype(np.float32) + (np.arange(len(inter)) % 2)  # 2, 3, 4, 5
+    rated = dataclasses.replace(inter, value=value).subset(split == 0)
+    z = rating_targets(rated)
+    np.testing.assert_allclose([z.mean(), z.std()], [0, 1], atol=1e-6)
+    torch.manual_seed(0)
+    model = build("interest", options)
+    model.setup(rated)
+    assert model.config.rating_weight == RATING_WEIGHT and model.net.rating is not None
+    # Windows carry the standardised ratings in step with the tokens (0 at BOS and padding).
+    items = Sequences.from_lists([[3, 5]])
+    toks, labs, vals = history_windows(items, Sequences.from_lists([[1, 0]]), 4, 99, Sequences(np.array([0, 2]), np.array([0.5, -1.5], np.float32)))
+    assert toks.tolist() == [[0, 0, 99, 4, 6]] and labs.tolist() == [[2, 2, 2, 1, 0]]
+    assert vals.tolist() == [[0, 0, 0, 0.5, -1.5]]
+    batch = model._batches(0)[0]
+    tokens, labels, ratings = batch
+    logits, predicted = model.net.logits_and_ratings(tokens[:, :-1], labels[:, :-1], tokens[:, 1:], causal=True)
+    trained = (tokens[:, :-1] != 0) & (labels[:, 1:] != 2)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[trained], labels[:, 1:][trained].float()) \
+        + RATING_WEIGHT * ((predicted[trained] - ratings[:, 1:][trained]) ** 2).mean()
+    assert model._loss(batch).loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    # A model saved before the option existed (its config says "auto") has no head to load.
+    assert build("interest", options | {"rating_weight": "auto"}).build_net(inter.n_items).rating is None
