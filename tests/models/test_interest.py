@@ -176,7 +176,8 @@ def test_ratings_train_an_auxiliary_head_and_the_loss_adds_it_by_hand(data):
     assert model.config.rating_weight == RATING_WEIGHT and model.net.rating is not None
     # Windows carry the standardised ratings in step with the tokens (0 at BOS and padding).
     items = Sequences.from_lists([[3, 5]])
-    toks, labs, vals = history_windows(items, Sequences.from_lists([[1, 0]]), 4, 99, Sequences(np.array([0, 2]), np.array([0.5, -1.5], np.float32)))
+    ratings = Sequences(np.array([0, 2]), np.array([0.5, -1.5], np.float32))
+    toks, labs, vals = history_windows(items, Sequences.from_lists([[1, 0]]), 4, 99, ratings)
     assert toks.tolist() == [[0, 0, 99, 4, 6]] and labs.tolist() == [[2, 2, 2, 1, 0]]
     assert vals.tolist() == [[0, 0, 0, 0.5, -1.5]]
     batch = model._batches(0)[0]

@@ -99,6 +99,9 @@ def test_votes_grow_with_the_fourth_root_of_play_counts():
     np.testing.assert_allclose(neighbourhood_scores([friend], [], 4, 0.0, [0, 3], 1.0), 2 * expected, rtol=1e-6)
     np.testing.assert_allclose(social_scores(adj, x, np.array([0]), 0.0, Sequences.from_lists([[0, 3]]), 1.0)[0],
                                2 * expected, rtol=1e-6)
+    # An event without a value (NaN: posted live, a missing rating) counts 1; a negative one nothing.
+    np.testing.assert_allclose(neighbourhood_scores([([0, 1, 2], [np.nan, -3.0, 16.0])], [], 4, 0.0),
+                               np.array([1, 0, 2, 0]) / np.sqrt(3), rtol=1e-6)
 
 
 def test_weight_search_grid_and_ties():

@@ -112,7 +112,8 @@ def interest_markdown(result: dict) -> list[str]:
              "|---|---|---|---|---|"]
     for name, m in rows.items():
         auc = "-" if m["auc"] is None else f"{m['auc']:.4f}"
-        chosen = ", ".join(f"{k} {v:g}" if isinstance(v, int | float) else f"{k} {v}" for k, v in m.get("chosen", {}).items())
+        chosen = ", ".join(f"{k} {v:g}" if isinstance(v, int | float) else f"{k} {v}"
+                           for k, v in m.get("chosen", {}).items())
         lines.append(f"| {name} | {m['accuracy']:.4f} | {auc} | {m['log_loss']:.4f} | {chosen} |")
     if "versus_best_baseline" in result:
         v = result["versus_best_baseline"]

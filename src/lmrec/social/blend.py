@@ -64,9 +64,14 @@ def history_matrix(data: Interactions) -> sp.csr_matrix:
     """(n_users, n_items) vote matrix x: c^VOTE_POWER per (user, item), c the events' values summed
     (1 per event without one), each row divided by the square root of its sum (0/1 histories over
     sqrt(length) when nothing carries a value)."""
-    values = np.ones(len(data), np.float32) if data.value is None else np.nan_to_num(data.value, nan=1.0)
-    return vote_rows(sp.csr_matrix((np.maximum(values, 0.0).astype(np.float32), (data.user, data.item)),
-                                   shape=(data.n_users, data.n_items)))  # duplicates summed
+    values = np.ones(len(data), np.float32) if data.value is None else event_values(data.value)
+    # duplicate (user, item) events are summed
+    return vote_rows(sp.csr_matrix((values, (data.user, data.item)), shape=(data.n_users, data.n_items)))
+
+
+def event_values(values) -> np.ndarray:
+    """What each event adds to its item's vote: its value, 1 where it has none (NaN), nothing below 0."""
+    return np.maximum(np.nan_to_num(np.asarray(values, dtype=np.float32), nan=1.0), 0.0)
 
 
 def vote_rows(c: sp.csr_matrix) -> sp.csr_matrix:
@@ -237,7 +242,7 @@ def neighbourhood_scores(friends: list[tuple[list[int], list[float]]],
         for items, values in group:
             if not len(items):
                 continue
-            row = vote_rows(sp.csr_matrix((np.asarray(values, np.float32), (np.zeros(len(items), np.int64),
+            row = vote_rows(sp.csr_matrix((event_values(values), (np.zeros(len(items), np.int64),
                                           np.asarray(items, np.int64))), shape=(1, n_items)))
             shared = np.intersect1d(row.indices, mine, assume_unique=True).size
             s[row.indices] += weight * (1 + sim * shared) * row.data
