@@ -44,22 +44,44 @@ def create_app(state: ServiceState, *, api_key: str | None = None, keys: KeyRing
         # args[0]: str() of a KeyError would quote the message
         return JSONResponse(status_code=404, content={"detail": exc.args[0], "field": exc.field})
 
-    @app.middleware("http")
-    async def _observe(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
-            return JSONResponse(status_code=413, content={
-                "detail": f"request body over {max_body_bytes:,} bytes; send events in smaller batches"})
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        ops.observe(route.path if route is not None else "unmatched", request.method, response.status_code,
-                    time.perf_counter() - t0)
-        return response
-
+    app.add_middleware(Observe, max_body_bytes=max_body_bytes)
     for module in (recommend, interest, users, events, items, ops, web):
         app.include_router(module.router)
     return app
+
+
+class Observe:
+    """Request metrics (route, method, status, seconds) and the 413 for an oversized body, as a plain
+    ASGI middleware: Starlette's ``@app.middleware("http")`` wraps every request in a task group
+    and memory streams. With it and a thread-pool hop for the key check, a GET /recommend spent
+    3.3-3.6 ms outside the model in-process (httpx's ASGI client included), 2.7-2.9 ms without
+    (twenty-first session, 2 x 600 requests each)."""
+
+    def __init__(self, app, max_body_bytes: int) -> None:
+        self.app, self.max_body_bytes = app, max_body_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            response = JSONResponse(status_code=413, content={
+                "detail": f"request body over {self.max_body_bytes:,} bytes; send events in smaller batches"})
+            return await response(scope, receive, send)
+        t0, status = time.perf_counter(), 500
+
+        async def send_status(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")  # set by the router on this same scope
+            ops.observe(route.path if route is not None else "unmatched", scope["method"], status,
+                        time.perf_counter() - t0)
 
 
 SETTINGS_ENV = "LMREC_SERVE_SETTINGS"  # JSON settings of `lmrec serve`, read by each worker process
