@@ -233,19 +233,19 @@ def neighbourhood_scores(friends: list[tuple[list[int], list[float]]],
                          own: list[int] = (), sim: float = 0.0) -> np.ndarray:
     """(n_items,) ``social_scores`` of one user (history ``own``) from their friends' (and friends
     of friends') histories as (item indices, event values) lists: what the service computes per
-    request."""
+    request, each group's votes built as one matrix."""
     s = np.zeros(n_items, dtype=np.float32)
-    mine = np.unique(np.asarray(own, dtype=np.int64))
+    mine = np.zeros(n_items, dtype=np.float32)
+    mine[np.asarray(own, dtype=np.int64)] = 1.0
     for weight, group in ((1.0, friends), (fof, friends_of_friends)):
-        if not weight:
+        if not weight or not group:
             continue
-        for items, values in group:
-            if not len(items):
-                continue
-            row = vote_rows(sp.csr_matrix((event_values(values), (np.zeros(len(items), np.int64),
-                                          np.asarray(items, np.int64))), shape=(1, n_items)))
-            shared = np.intersect1d(row.indices, mine, assume_unique=True).size
-            s[row.indices] += weight * (1 + sim * shared) * row.data
+        rows = np.repeat(np.arange(len(group)), [len(items) for items, _ in group])
+        items = np.concatenate([np.asarray(items, dtype=np.int64) for items, _ in group])
+        values = np.concatenate([event_values(values) for _, values in group])
+        x = vote_rows(sp.csr_matrix((values, (rows, items)), shape=(len(group), n_items)))  # (F, n_items)
+        shared = (x > 0).astype(np.float32) @ mine  # (F,) items each shares with the user
+        s += weight * (x.T @ (1 + sim * shared)).astype(np.float32)
     return s
 
 
