@@ -82,6 +82,7 @@ def test_similar_items_health_metrics(client):
     assert health["status"] == "ok" and health["items"] == 20
     metrics = client("GET", "/metrics")
     assert metrics.status_code == 200 and "lmrec_requests_total" in metrics.text
+    assert 'route="/similar/{item_id}"' in metrics.text  # labelled by the route matched, not the raw path
 
 
 @pytest.mark.parametrize("method,url,kw,status,needle", [

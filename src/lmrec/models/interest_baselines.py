@@ -16,6 +16,7 @@ from lmrec.data.sequences import Interactions, Sequences
 from lmrec.data.splits import InterestSet
 from lmrec.evaluation import metrics as M
 from lmrec.models.base import InterestPredictor
+from lmrec.models.interest import rating_targets
 
 SMOOTHING = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)  # prior strength (pseudo-events at the global like rate)
 
@@ -137,7 +138,7 @@ class BiasedMF(InterestBaseline):
         self.known = np.zeros(data.n_users, dtype=bool)
         self.known[data.user] = True
         targets = ["labels"]
-        if data.value is not None and np.isfinite(data.value).all() and np.unique(data.value).size > 2:
+        if rating_targets(data) is not None:  # what the interest model's rating head would learn from
             targets.append("ratings")
         options = [(dim, l2, target) for target in targets for dim, l2 in self.GRID]
         dim, l2, target = self._pick(options, lambda option: self._train(data, valid, *option), valid)
