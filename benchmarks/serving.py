@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import re
 import shutil
@@ -62,16 +63,32 @@ request = function() return wrk.format("GET", "/recommend/" .. users[math.random
 """
 
 
+def connection_split(port: int) -> str:
+    """How many of the established connections to ``port`` each server process holds ("2+2"): a
+    keep-alive connection stays with the worker that accepted it, so this decides the rate."""
+    if shutil.which("ss") is None:
+        return "?"
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                         text=True).stdout
+    counts = sorted(collections.Counter(re.findall(r"pid=(\d+)", out)).values(), reverse=True)
+    return "+".join(map(str, counts)) or "?"
+
+
 def wrk_recommend(base: str, users: list, work: Path, connections: int, label: str) -> dict:
     """wrk (C, closed loop) as the load generator: it leaves the cores to the server."""
     (work / "users.txt").write_text("\n".join(map(str, users)))
     (work / "rec.lua").write_text(WRK_SCRIPT)
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", "-d15s", "--latency", "-s", str(work / "rec.lua"),
-                          base, "--", str(work / "users.txt")], capture_output=True, text=True, check=True).stdout
+    wrk = subprocess.Popen(["wrk", "-t1", f"-c{connections}", "-d15s", "--latency", "-s", str(work / "rec.lua"),
+                            base, "--", str(work / "users.txt")], stdout=subprocess.PIPE, text=True)
+    time.sleep(3)
+    split = connection_split(int(base.rsplit(":", 1)[1]))
+    out, _ = wrk.communicate()
+    if wrk.returncode:
+        raise SystemExit(f"wrk failed with status {wrk.returncode}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    row = {"setup": label, "load": f"wrk GET /recommend, {connections} connection(s), 15 s", "rps": rps,
+    row = {"setup": label, "load": f"wrk GET /recommend, {connections} connection(s), 15 s", "split": split, "rps": rps,
            "p50": pct["50"], "p99": pct["99"], "errors": int(errors.group(1)) if errors else 0}
     print(row, flush=True)
     return row
@@ -101,6 +118,8 @@ def main() -> None:
     ap.add_argument("--setups", default="1:sqlite,2:sqlite,1:postgresql,2:postgresql",
                     help="WORKERS:STORE, comma-separated")
     ap.add_argument("--connections", default="4", help="wrk connections, comma-separated")
+    ap.add_argument("--repeats", type=int, default=1, help="wrk runs per connection count (each opens its "
+                    "connections afresh, so each gets its own split over the workers)")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("serving.py needs the wrk load generator: apt-get install wrk")
@@ -129,7 +148,7 @@ def main() -> None:
             server, base = start(work / "run", db, int(workers))
             try:
                 for c in args.connections.split(","):
-                    rows.append(wrk_recommend(base, users, work, int(c), label))
+                    rows += [wrk_recommend(base, users, work, int(c), label) for _ in range(args.repeats)]
                 rng = np.random.default_rng(0)
                 batches = [[{"user_id": str(u), "item_id": int(i), "timestamp": 2_000_000_000}
                             for u, i in zip(rng.choice(users, EVENT_BATCH), rng.choice(items, EVENT_BATCH),
@@ -152,10 +171,10 @@ def main() -> None:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| setup | load | throughput | p50 | p99 |", "|---|---|---|---|---|"]
+    out = ["| setup | load | connections per worker | throughput | p50 | p99 |", "|---|---|---|---|---|---|"]
     for r in rows:
         rate = f"{r['rps']:.0f} req/s" if "rps" in r else f"{r['events_per_s']:,.0f} events/s"
-        out.append(f"| {r['setup']} | {r['load']} | {rate} | {r['p50']} | {r.get('p99', '')} |")
+        out.append(f"| {r['setup']} | {r['load']} | {r.get('split', '')} | {rate} | {r['p50']} | {r.get('p99', '')} |")
     return "\n".join(out)
 
 

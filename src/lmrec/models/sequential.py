@@ -74,6 +74,7 @@ class NeuralRecommender(Recommender):
         # taught to score low, the opposite of what their content vectors are there for.
         self._softmax_items: torch.Tensor | None = None
         self._table: tuple[tuple, torch.Tensor] | None = None  # (weights fingerprint, inference table)
+        self._watched: tuple[nn.Module, list[torch.Tensor]] | None = None  # (network, its weights)
         self._start: dict[str, np.ndarray] | None = None  # set on a fine-tune: the weights training starts from
         self._batches: LengthBucketedBatches | None = None
         self.device = "cpu"  # where the last fit's steps ran ("cpu" or "cuda"; set by fit)
@@ -142,7 +143,7 @@ class NeuralRecommender(Recommender):
             self.train_state = trainer.fit()
         finally:  # everything after training (evaluation, saving, serving) runs the CPU path
             self.net.to("cpu")
-            self._softmax_items, self._table = softmax_items, None
+            self._softmax_items, self._table, self._watched = softmax_items, None, None
         self.train_state.events = len(train)
         return self
 
@@ -289,8 +290,12 @@ class SequentialRecommender(NeuralRecommender, VectorScorer, EdgeExportable, Acc
 
         The fingerprint is the version counter of every parameter and buffer, which torch bumps on
         each in-place change (optimizer steps, load_state_dict), so no caller has to invalidate it.
+        The list of those tensors is kept per network object (walking the modules for it cost a
+        served request 0.1 ms): weights only change in place or with a new network.
         """
-        key = (id(self.net), *(t._version for t in (*self.net.parameters(), *self.net.buffers())))
+        if self._watched is None or self._watched[0] is not self.net:
+            self._watched = (self.net, [*self.net.parameters(), *self.net.buffers()])
+        key = tuple(t._version for t in self._watched[1])
         if self._table is None or self._table[0] != key:
             self.net.eval()
             with torch.inference_mode():
@@ -307,7 +312,8 @@ class SequentialRecommender(NeuralRecommender, VectorScorer, EdgeExportable, Acc
         # real lengths, not B * max_len (Beauty: 9 events on average of 50).
         order = np.argsort(lengths, kind="stable")
         out = torch.empty(len(histories), table.shape[1])  # (B, D)
-        self.net.eval()
+        if self.net.training:  # the whole network switches together; eval() walks every module
+            self.net.eval()
         with torch.inference_mode():
             for start in range(0, len(order), INFERENCE_CHUNK):
                 rows = order[start : start + INFERENCE_CHUNK]

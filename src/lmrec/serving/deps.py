@@ -8,8 +8,11 @@ from lmrec.serving.auth import AuthError, Scope
 from lmrec.serving.state import ServiceState
 
 
-def get_state(request: Request) -> ServiceState:
-    """The service's state, caught up with the event store (other workers' and replicas' writes)."""
+async def get_state(request: Request) -> ServiceState:
+    """The service's state, caught up with the event store (other workers' and replicas' writes).
+
+    async: on the event loop, not a hop to the thread pool on every request; the catch-up is one
+    indexed query that usually finds nothing."""
     state = request.app.state.service
     state.sync()
     return state
