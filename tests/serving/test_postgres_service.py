@@ -25,3 +25,17 @@ def test_database_loss_gives_503_and_the_service_recovers(itemknn_run, postgres_
     assert r.status_code == 200 and r.json()["events"] == 1  # the refused write is not there
     assert call("POST", "/events", json=events).status_code == 201
     assert call("GET", "/users/n1").json()["events"] == 2
+
+
+def test_a_server_restart_between_requests_costs_no_request(itemknn_run, postgres_server, postgres_url):
+    """Connections are not checked on every checkout (a round trip per request): the pool's
+    connections that a restart broke must still be replaced before anyone gets a 503."""
+    state = ServiceState(Run.open(itemknn_run), open_store(postgres_url))
+    call = asgi_caller(create_app(state))
+    events = {"events": [{"user_id": "n2", "item_id": 101, "timestamp": 5}]}
+    assert call("POST", "/events", json=events).status_code == 201
+    postgres_server.stop()
+    assert postgres_server.restart() is None
+    assert call("GET", "/recommend/n2?k=3").status_code == 200
+    assert call("POST", "/events", json=events).status_code == 201
+    assert call("GET", "/users/n2").json()["events"] == 2

@@ -63,6 +63,10 @@ def redact(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
+def _timed_out(exc: Exception) -> bool:
+    return type(exc).__name__ == "PoolTimeout"  # psycopg_pool's, an OperationalError
+
+
 class PostgresEventStore:
     """Append-only event log in PostgreSQL; the same methods as the SQLite ``EventStore``."""
 
@@ -74,8 +78,10 @@ class PostgresEventStore:
             raise LmrecError(f"a PostgreSQL event store needs psycopg: {INSTALL}") from None
         self.url, self.location = url, redact(url)
         self._errors = (psycopg.OperationalError, psycopg.InterfaceError)
+        # No check on every checkout (a second round trip for every request): a connection the
+        # server dropped fails its statement instead, and changes() recovers from that.
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, timeout=timeout_s, open=False,
-                                    check=ConnectionPool.check_connection, kwargs={"autocommit": True})
+                                    kwargs={"autocommit": True})
         try:
             self._pool.open(wait=True, timeout=timeout_s)
         except Exception as exc:
@@ -89,12 +95,11 @@ class PostgresEventStore:
             with self._pool.connection() as conn:
                 yield conn
         except self._errors as exc:
-            raise StoreUnavailable(f"event store {self.location} is unavailable: {str(exc).strip()}") from None
-        except Exception as exc:
-            if type(exc).__name__ == "PoolTimeout":
-                raise StoreUnavailable(f"event store {self.location} is unavailable: no connection within the "
-                                       "pool's timeout") from None
-            raise
+            raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: Exception) -> StoreUnavailable:
+        why = "no connection within the pool's timeout" if _timed_out(exc) else str(exc).strip()
+        return StoreUnavailable(f"event store {self.location} is unavailable: {why}")
 
     @contextmanager
     def _write(self) -> Iterator:
@@ -151,14 +156,23 @@ class PostgresEventStore:
             cur.executemany("DELETE FROM items WHERE item_id = %s", [(i,) for i in item_ids])
 
     def changes(self, since: Cursor) -> Changes | None:
+        try:
+            with self._pool.connection() as conn:
+                return self._changes_if_any(conn, since)
+        except self._errors as exc:
+            if _timed_out(exc):  # no connection at all: waiting twice would not help
+                raise self._unavailable(exc) from None
+            # Every request starts here, so the connections a server restart broke fail here first:
+            # replace every idle one, then ask once more (a read is safe to repeat).
+            self._pool.check()
         with self._conn() as conn:
-            # Every request asks: one round trip when nothing changed, a snapshot only when something did.
-            if all(h <= c for h, c in zip(conn.execute(HEADS).fetchone(), astuple(since), strict=True)):
-                return None
-            return self._changes(conn, since)
+            return self._changes_if_any(conn, since)
 
     @staticmethod
-    def _changes(conn, since: Cursor) -> Changes | None:
+    def _changes_if_any(conn, since: Cursor) -> Changes | None:
+        # Every request asks: one round trip when nothing changed, a snapshot only when something did.
+        if all(h <= c for h, c in zip(conn.execute(HEADS).fetchone(), astuple(since), strict=True)):
+            return None
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot for every table
             return read_changes(lambda sql, params: conn.execute(sql, params).fetchall(), since,
