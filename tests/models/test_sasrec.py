@@ -151,9 +151,24 @@ def test_last_position_only_equals_the_full_forward(options):
     torch.testing.assert_close(net(tokens, last_only=True)[:, -1], net(tokens)[:, -1])
 
 
-def test_refit_follows_the_evaluated_path_and_compresses_it_into_a_short_budget():
+class TickingClock:
+    """``time.perf_counter`` that advances 1 ms per call: epoch times become a count of calls,
+    the same in every run, so budget arithmetic is tested without the machine's load in it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1e-3
+        return self.now
+
+
+def test_refit_follows_the_evaluated_path_and_compresses_it_into_a_short_budget(monkeypatch):
     from tests.conftest import interactions_from
 
+    clock = TickingClock()
+    monkeypatch.setattr("lmrec.training.trainer.time", clock)
+    monkeypatch.setattr("lmrec.models.sequential.time", clock)
     data = interactions_from([[j % 7, (j + 1) % 7, (j + 2) % 7, (j + 3) % 7] for j in range(40)], n_items=7)
     torch.manual_seed(0)
     model = build("sasrec", {"d_model": 16, "max_len": 8, "epochs": 6, "batch_size": 8, "lr": 0.01,
