@@ -59,8 +59,8 @@ class HistoryRequest(BaseModel):
 
 @router.get("/recommend/{user_id}", response_model=RecommendResponse, response_model_exclude_unset=True)
 async def recommend_user(user_id: str, k: int = Query(10, ge=1, le=MAX_K),
-                   explain: bool = Query(False, description="add each item's reason and contributions"),
-                   state: ServiceState = Depends(get_state)) -> RecommendResponse:
+                         explain: bool = Query(False, description="add each item's reason and contributions"),
+                         state: ServiceState = Depends(get_state)) -> RecommendResponse:
     """Top-k for a user from everything they did, including events posted since the model was trained."""
     cat = state.catalogue
     recs, source = state.recommend_user(user_id, k)
