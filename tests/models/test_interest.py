@@ -189,3 +189,24 @@ def test_ratings_train_an_auxiliary_head_and_the_loss_adds_it_by_hand(data):
     assert model._loss(batch).loss.item() == pytest.approx(expected.item(), rel=1e-5)
     # A model saved before the option existed (its config says "auto") has no head to load.
     assert build("interest", options | {"rating_weight": "auto"}).build_net(inter.n_items).rating is None
+
+
+def test_rating_targets_put_counts_on_a_log_scale_and_leave_stars_alone():
+    import dataclasses
+
+    from lmrec.models.interest import rating_targets, skewness
+    from tests.conftest import interactions_from
+
+    inter = interactions_from([[0, 1, 2, 3]] * 3, n_items=4)
+    stars = np.array([1, 2, 3, 4, 5, 4, 3, 4, 5, 4, 3, 2], np.float32)
+    assert skewness(np.array([1.0, 2.0, 3.0])) == 0.0
+    assert skewness(np.array([0.0, 0.0, 0.0, 9.0])) == pytest.approx(1.1547, abs=1e-4)  # 27/4 / (27/16)^1.5
+    z = rating_targets(dataclasses.replace(inter, value=stars))
+    np.testing.assert_allclose(z, (stars - stars.mean()) / stars.std(), rtol=1e-5)
+    plays = np.array([1, 2, 1, 3, 1, 1, 2, 1, 1, 4, 2, 300_000], np.float32)  # one heavy listener
+    z = rating_targets(dataclasses.replace(inter, value=plays))
+    logs = np.log1p(plays.astype(np.float64))
+    np.testing.assert_allclose(z, (logs - logs.mean()) / logs.std(), rtol=1e-5)
+    # The ordinary listeners keep a spread to learn from; raw, the heavy one would flatten them.
+    raw = (plays - plays.mean()) / plays.std()
+    assert z[:-1].std() > 1000 * raw[:-1].std()
