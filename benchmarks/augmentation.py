@@ -11,6 +11,7 @@ combination per profile) are read from the validation columns only.
     .venv/bin/python benchmarks/augmentation.py ml-100k --seeds 0,1,2
     .venv/bin/python benchmarks/augmentation.py beauty none contrastive --minutes 10 --jsonl /tmp/aug.jsonl
     .venv/bin/python benchmarks/augmentation.py ml-100k --auto --seeds 0,1   # settings "auto" (no config)
+    .venv/bin/python benchmarks/augmentation.py beauty --auto --model sasrec-text none gan-light
     .venv/bin/python benchmarks/augmentation.py --table /tmp/aug.jsonl
 """
 
@@ -45,18 +46,20 @@ VARIANTS = {"none": {"methods": []}, "contrastive": {"methods": ["contrastive"]}
             "contrastive-cos-light": {"methods": ["contrastive"],
                                       "contrastive": {"similarity": "cosine", "temperature": 0.5, "weight": 0.05}}}
 DATASETS = ("ml-100k", "ml-1m", "beauty")
+MODELS = ("sasrec", "sasrec-text")
 BUCKETS = ("<=5", "6-20", ">20")
 
 
-def record(dataset: str, variant: str, seed: int, minutes: float | None, auto: bool = False) -> dict:
-    config = {} if auto else dict(SEQ[(dataset, "sasrec")])
+def record(dataset: str, variant: str, seed: int, minutes: float | None, auto: bool = False,
+           model: str = "sasrec") -> dict:
+    config = {} if auto else dict(SEQ[(dataset, model)])
     if minutes is not None:
         config["max_train_minutes"] = minutes
     aug = AugmentationConfig.model_validate(VARIANTS[variant])
     augmenter = Augmenter(aug, aug.methods, seed=seed) if aug.methods else None
-    r = run_one(dataset, "sasrec", config, seed=seed, augmentation=augmenter, auto=auto)
+    r = run_one(dataset, model, config, seed=seed, augmentation=augmenter, auto=auto)
     s, v, st = r["summary"], r["valid_summary"], r["fitted"].train_state
-    return {"dataset": dataset, "variant": variant, "seed": seed, "minutes": config.get("max_train_minutes"),
+    return {"dataset": dataset, "model": model, "variant": variant, "seed": seed, "minutes": config.get("max_train_minutes"),
             "settings": "auto" if auto else "frozen",
             "valid_ndcg@10": v["overall"]["ndcg@10"], "valid_<=5": v["by_history"]["<=5"]["ndcg@10"],
             "ndcg@10": s["overall"]["ndcg@10"], "hr@10": s["overall"]["hr@10"],
@@ -71,11 +74,12 @@ COLUMNS = ["valid_ndcg@10", "valid_<=5", "ndcg@10", *(f"ndcg@10 {b}" for b in BU
 
 
 def table(rows: list[dict]) -> str:
-    """Mean +- std over seeds per (dataset, variant), in VARIANTS order."""
-    lines = ["| dataset | settings | variant | seeds | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 4)]
-    for dataset, settings, variant in itertools.product(DATASETS, ("frozen", "auto"), VARIANTS):
+    """Mean +- std over seeds per (dataset, model, settings, variant), in VARIANTS order."""
+    lines = ["| dataset | model | settings | variant | seeds | " + " | ".join(COLUMNS) + " |",
+             "|" + "---|" * (len(COLUMNS) + 5)]
+    for dataset, model, settings, variant in itertools.product(DATASETS, MODELS, ("frozen", "auto"), VARIANTS):
         group = [r for r in rows if r["dataset"] == dataset and r["variant"] == variant
-                 and r.get("settings", "frozen") == settings]
+                 and r.get("model", "sasrec") == model and r.get("settings", "frozen") == settings]
         if not group:
             continue
         cells = []
@@ -87,7 +91,7 @@ def table(rows: list[dict]) -> str:
                 cells.append(f"{np.nanmean(x):.0f}")
             else:
                 cells.append(f"{np.nanmean(x):.4f}" + (f" +- {np.nanstd(x, ddof=1):.4f}" if len(x) > 1 else ""))
-        lines.append(f"| {dataset} | {settings} | {variant} | {len(group)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {dataset} | {model} | {settings} | {variant} | {len(group)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -106,13 +110,19 @@ if __name__ == "__main__":
     if "--jsonl" in args:
         out = Path(args.pop(args.index("--jsonl") + 1))
         args.remove("--jsonl")
+    model = "sasrec"
+    if "--model" in args:
+        model = args.pop(args.index("--model") + 1)
+        args.remove("--model")
     auto = "--auto" in args
+    if model != "sasrec" and not auto:
+        sys.exit(f"--model {model}: the frozen configs are ID-only SASRec's; use --auto")
     dataset = next((a for a in args if a in DATASETS), "ml-100k")
     variants = [a for a in args if a in VARIANTS] or list(VARIANTS)
     rows = []
     for seed in seeds:
         for variant in variants:
-            row = record(dataset, variant, seed, minutes, auto)
+            row = record(dataset, variant, seed, minutes, auto, model)
             rows.append(row)
             print(json.dumps(row), flush=True)
             append_jsonl(out, row)

@@ -120,10 +120,11 @@ class BiasedMF(InterestBaseline):
     """score = b + b_user + b_item + <p_user, q_item>, L2 on the used parameters, Adam, early
     stopping on validation AUC; width, L2 and the target searched on validation. Targets: the
     like / dislike labels (logistic loss: the score is the logit) and, where the events carry
-    ratings, the ratings themselves (squared error, the classic rating-prediction MF, which learns
-    from the whole scale: a 2 and a 3 are both dislikes but not alike); a rating score becomes
-    P(like) by a logistic fit on the validation events (Platt scaling). Users without training
-    events get no user terms (the item side and the global bias)."""
+    ratings, the ratings themselves (squared error on the standardised ratings of `rating_targets`,
+    the classic rating-prediction MF, which learns from the whole scale: a 2 and a 3 are both
+    dislikes but not alike); a rating score becomes P(like) by a logistic fit on the validation
+    events (Platt scaling). Users without training events get no user terms (the item side and
+    the global bias)."""
 
     name = "biased-mf"
     GRID = ((16, 1e-3), (16, 1e-2), (16, 1e-1), (64, 1e-3), (64, 1e-2), (64, 1e-1))  # (dim, l2)
@@ -150,8 +151,10 @@ class BiasedMF(InterestBaseline):
     def _train(self, data: Interactions, valid: InterestSet, dim: int, l2: float, target: str = "labels") -> _MF:
         g = torch.Generator().manual_seed(self.seed)
         ratings = target == "ratings"
-        y = torch.from_numpy((data.value if ratings else data.label).astype(np.float32))
-        params = {"b": torch.full((1,), float(y.mean()) if ratings else 0.0), "bu": torch.zeros(data.n_users),
+        # The ratings as the interest model's rating head sees them (standardised; counts on a log
+        # scale), so a few heavy listeners' raw play counts do not take the whole squared error.
+        y = torch.from_numpy(rating_targets(data) if ratings else data.label.astype(np.float32))
+        params = {"b": torch.zeros(1), "bu": torch.zeros(data.n_users),
                   "bi": torch.zeros(data.n_items), "p": torch.randn(data.n_users, dim, generator=g) * 0.01,
                   "q": torch.randn(data.n_items, dim, generator=g) * 0.01}
         for t in params.values():
