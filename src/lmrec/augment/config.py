@@ -86,6 +86,6 @@ def recommended_methods(profile: DataProfile) -> list[str]:
 
 
 # From the validation columns of benchmarks/augmentation.py (docs/benchmarks.md, "Augmentation
-# ablation"): no method beat none on validation on Beauty (sparse) or ML-100K (medium); ML-1M
-# (dense) is not measured yet. So "recommended" is none everywhere until a benchmark says otherwise.
+# ablation", "Augmentation on ML-1M"): no method beat none on validation on Beauty (sparse),
+# ML-100K (medium) or ML-1M (dense). So "recommended" is none everywhere until a benchmark says otherwise.
 RECOMMENDED: dict[str, list[str]] = {"sparse": [], "medium": [], "dense": []}
