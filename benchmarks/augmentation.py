@@ -46,7 +46,6 @@ VARIANTS = {"none": {"methods": []}, "contrastive": {"methods": ["contrastive"]}
             "contrastive-cos-light": {"methods": ["contrastive"],
                                       "contrastive": {"similarity": "cosine", "temperature": 0.5, "weight": 0.05}}}
 DATASETS = ("ml-100k", "ml-1m", "beauty")
-MODELS = ("sasrec", "sasrec-text")
 BUCKETS = ("<=5", "6-20", ">20")
 
 
@@ -77,7 +76,8 @@ def table(rows: list[dict]) -> str:
     """Mean +- std over seeds per (dataset, model, settings, variant), in VARIANTS order."""
     lines = ["| dataset | model | settings | variant | seeds | " + " | ".join(COLUMNS) + " |",
              "|" + "---|" * (len(COLUMNS) + 5)]
-    for dataset, model, settings, variant in itertools.product(DATASETS, MODELS, ("frozen", "auto"), VARIANTS):
+    models = dict.fromkeys(r.get("model", "sasrec") for r in rows)  # the rows' models, first seen first
+    for dataset, model, settings, variant in itertools.product(DATASETS, models, ("frozen", "auto"), VARIANTS):
         group = [r for r in rows if r["dataset"] == dataset and r["variant"] == variant
                  and r.get("model", "sasrec") == model and r.get("settings", "frozen") == settings]
         if not group:
@@ -115,9 +115,9 @@ if __name__ == "__main__":
         model = args.pop(args.index("--model") + 1)
         args.remove("--model")
     auto = "--auto" in args
-    if model != "sasrec" and not auto:
-        sys.exit(f"--model {model}: the frozen configs are ID-only SASRec's; use --auto")
     dataset = next((a for a in args if a in DATASETS), "ml-100k")
+    if not auto and (dataset, model) not in SEQ:
+        sys.exit(f"--model {model}: benchmarks/sasrec.py has no frozen config for it on {dataset}; use --auto")
     variants = [a for a in args if a in VARIANTS] or list(VARIANTS)
     rows = []
     for seed in seeds:
