@@ -32,6 +32,8 @@ VARIANTS = {
     "none": {},
     "like": {"tasks": ["like"]},
     "category": {"tasks": ["category"]},
+    # The category head's weight (0.5 above, the config's default), searched on validation.
+    **{f"category {w:g}": {"tasks": ["category"], "category_weight": w} for w in (0.1, 0.25, 1.0, 2.0)},
     "like+category": {"tasks": ["like", "category"]},
     "like+category (uncertainty)": {"tasks": ["like", "category"], "weights": "uncertainty"},
     "state-l1 0.1": {"state_l1": 0.1},

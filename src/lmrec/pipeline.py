@@ -23,7 +23,7 @@ from lmrec.coldstart.onboarding import CHOICE_USERS, GREEDY_USERS, SlateSetting,
 from lmrec.config import RunConfig
 from lmrec.data import DATASETS, ProcessingConfig, load_dataset
 from lmrec.data.profile import DataProfile
-from lmrec.data.splits import TEST, TRAIN, VALID, eval_set, make_split
+from lmrec.data.splits import TEST, TRAIN, VALID, make_split
 from lmrec.errors import ConfigError
 from lmrec.evaluation.evaluator import Validator, evaluate
 from lmrec.evaluation.interest import InterestValidator, evaluate_interest, format_interest
@@ -435,10 +435,9 @@ def evaluate_codes(model: Recommender, dense: dict, train, dataset, labels: np.n
         out |= choose_active(model, codes, cfg, validator.subsample(VALID_USERS))
     else:
         codes.set_active(codes.fit_info["grid"][-1])
-    sparse = evaluate(SparseCoded(model, codes), dataset.interactions, labels, TEST, config.evaluation).summary()
-    es = eval_set(dataset.interactions, labels, TEST)
-    with torch.inference_mode():
-        per_user = (codes.encode(model.query_vectors(es.histories)) > 0).sum(1).float()  # (U,) active atoms
+    coded = SparseCoded(model, codes)
+    sparse = evaluate(coded, dataset.interactions, labels, TEST, config.evaluation).summary()
+    per_user = torch.cat(coded.atoms_used).float() if coded.atoms_used else torch.zeros(0)  # (U,) active atoms
     out |= {"active": codes.active, "live_atoms": int((codes.atom_usage > 0).sum()),
             "atoms_per_user": float(per_user.mean()) if len(per_user) else 0.0,
             "metric": metric, "test": {"dense": _by_history(dense, metric), "sparse": _by_history(sparse, metric)},

@@ -101,11 +101,11 @@ def test_known_structure_is_recovered_and_deterministic(sampled, monkeypatch):
         assert torch.equal(value, b.net.state_dict()[key]), key
     a.set_active(2)  # a state mixes at most two topics: two atoms describe it
     test = _histories(100, seed=9)
-    z = a.encode(model.query_vectors(test))
+    z = a.encode(model.query_vectors(test), model.items)
     assert ((z > 0).sum(1) <= 2).all()
     # The code keeps the user's topics: the m topics it scores highest are the user's m topics.
     u = model.query_vectors(test)[:, :N_TOPICS]  # (100, 4)
-    recon = a.reconstruct(model.query_vectors(test))[:, :N_TOPICS]
+    recon = a.reconstruct(model.query_vectors(test), model.items)[:, :N_TOPICS]
     kept = [set(torch.topk(recon[r], int((u[r] > 0).sum())).indices.tolist()) == set(torch.nonzero(u[r]).flatten().tolist())
             for r in range(len(test))]
     assert np.mean(kept) > 0.95
@@ -115,16 +115,38 @@ def test_known_structure_is_recovered_and_deterministic(sampled, monkeypatch):
     assert tops == set(range(N_TOPICS))
 
 
+def _kl(u, recon, items):  # (B,) KL(softmax(u E^T) || softmax(recon E^T)) per row
+    p = torch.log_softmax(u @ items.T, 1)
+    return (p.exp() * (p - torch.log_softmax(recon @ items.T, 1))).sum(1)
+
+
+def test_refitted_weights_rank_closer_on_the_same_atoms():
+    model, hist = TopicModel(), _histories()
+    codes = InterestCodes.fit(model, hist, CONFIG.model_copy(update={"epochs": 5, "refine_steps": 0}), seed=1)
+    codes.set_active(2)
+    u = model.query_vectors(_histories(100, seed=4)) + 0.5 * torch.randn(100, 8, generator=torch.Generator().manual_seed(2))
+    plain = codes.encode(u, model.items)  # refine_steps 0: the encoder's weights
+    assert torch.equal(plain, codes.support(u))
+    codes.refine_steps = 30
+    refit = codes.encode(u, model.items)
+    assert torch.equal(refit, codes.encode(u, model.items))  # deterministic
+    assert (refit >= 0).all() and not ((refit > 0) & (plain == 0)).any()  # non-negative, never a new atom
+    with torch.inference_mode():
+        before, after = (_kl(u, codes.net.decode(z), model.items) for z in (plain, refit))
+    assert after.mean() < 0.8 * before.mean() and (after <= before + 1e-4).float().mean() > 0.95
+
+
 def test_save_load_round_trip(tmp_path):
     model, hist = TopicModel(), _histories()
     codes = InterestCodes.fit(model, hist, CONFIG)
     codes.save(tmp_path / "codes")
     back = InterestCodes.load(tmp_path / "codes")
     u = model.query_vectors(hist)
-    assert back.active == codes.active and torch.equal(back.encode(u), codes.encode(u))
+    assert back.active == codes.active and back.refine_steps == codes.refine_steps > 0
+    assert torch.equal(back.encode(u, model.items), codes.encode(u, model.items))
     assert (back.atom_items == codes.atom_items).all()
     # Recommendations from the code: the reconstructed state against the model's item vectors.
-    expected = codes.reconstruct(u) @ model.items.T
+    expected = codes.reconstruct(u, model.items) @ model.items.T
     assert torch.allclose(SparseCoded(model, back).score(hist), expected)
 
 
