@@ -28,7 +28,7 @@ from lmrec.errors import ConfigError
 from lmrec.evaluation.evaluator import Validator, evaluate
 from lmrec.evaluation.interest import InterestValidator, evaluate_interest, format_interest
 from lmrec.evaluation.report import write_report
-from lmrec.explain.interests import InterestCodes, SparseCoded, choose_active, describe_atoms
+from lmrec.explain.interests import InterestCodes, SparseCoded, choose_active, describe_atoms, refit_seconds
 from lmrec.explain.visuals import write_visuals
 from lmrec.models.base import (
     Accelerated,
@@ -187,10 +187,13 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         eval_model.hooks = [*eval_model.hooks, StateL1(config.interests.state_l1)]
     # Interest codes are fit on users' states outside the DP accountant: off under privacy.dp.
     codes_on = config.interests.atoms > 0 and issubclass(klass, VectorScorer) and config.privacy.dp is None
-    if codes_on:  # two fits of the codes (evaluated and served model) and the choice of k come after the fits
+    if codes_on:  # two fits of the codes (evaluated and served model), the choice of k and a test pass come after
         codes_s = min(config.interests.max_seconds, CODES_SHARE * budget.total)
         config = config.model_copy(update={"interests": config.interests.model_copy(update={"max_seconds": codes_s})})
-        budget.reserve += 2 * codes_s + 10
+        # Encoding re-fits the weights of every validation and test user's code: about 21 s on Beauty.
+        codes_eval_s = 10 + refit_seconds(VALID_USERS * len(config.interests.grid()) + dataset.interactions.n_users,
+                                          dataset.interactions.n_items, config.interests.refine_steps)
+        budget.reserve += 2 * codes_s + codes_eval_s
     augmenter = build_augmenter(config, profile, klass, dataset, log)
     if augmenter:
         eval_model.augmentation = augmenter
@@ -241,7 +244,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         codes, summary["interests"] = evaluate_codes(eval_model, summary, train, dataset, labels, validator, config,
                                                      log)
         timings["interests_s"] = time.perf_counter() - t0
-        budget.reserve -= config.interests.max_seconds + 10  # only the served model's codes are still to come
+        budget.reserve -= config.interests.max_seconds + codes_eval_s  # only the served model's codes are to come
 
     onboarding = None
     # Under DP the choice would read private histories outside the accountant: the default slate.
