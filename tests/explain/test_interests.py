@@ -1,5 +1,6 @@
 """Sparse interest codes: sparsity, determinism, a known answer, the run / CLI / service surfaces."""
 
+import json
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from lmrec.config import RunConfig
 from lmrec.data.sequences import Sequences
 from lmrec.errors import ConfigError
 from lmrec.explain.interests import (
+    ATOMS_FILE,
     InterestCodes,
     InterestCodesConfig,
     SparseAutoencoder,
@@ -148,6 +150,11 @@ def test_save_load_round_trip(tmp_path):
     # Recommendations from the code: the reconstructed state against the model's item vectors.
     expected = codes.reconstruct(u, model.items) @ model.items.T
     assert torch.allclose(SparseCoded(model, back).score(hist), expected)
+    # Codes saved before the re-fit existed had their k chosen without it: they load with it off.
+    meta = json.loads((tmp_path / "codes" / ATOMS_FILE).read_text())
+    del meta["refine_steps"]
+    (tmp_path / "codes" / ATOMS_FILE).write_text(json.dumps(meta))
+    assert InterestCodes.load(tmp_path / "codes").refine_steps == 0
 
 
 def test_models_without_vectors_are_a_config_error():
