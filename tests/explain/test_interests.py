@@ -107,7 +107,7 @@ def test_known_structure_is_recovered_and_deterministic(sampled, monkeypatch):
     assert ((z > 0).sum(1) <= 2).all()
     # The code keeps the user's topics: the m topics it scores highest are the user's m topics.
     u = model.query_vectors(test)[:, :N_TOPICS]  # (100, 4)
-    recon = a.reconstruct(model.query_vectors(test), model.items)[:, :N_TOPICS]
+    recon = a.reconstruct(model.query_vectors(test), model.items)[1][:, :N_TOPICS]
     kept = [set(torch.topk(recon[r], int((u[r] > 0).sum())).indices.tolist()) == set(torch.nonzero(u[r]).flatten().tolist())
             for r in range(len(test))]
     assert np.mean(kept) > 0.95
@@ -148,7 +148,7 @@ def test_save_load_round_trip(tmp_path):
     assert torch.equal(back.encode(u, model.items), codes.encode(u, model.items))
     assert (back.atom_items == codes.atom_items).all()
     # Recommendations from the code: the reconstructed state against the model's item vectors.
-    expected = codes.reconstruct(u, model.items) @ model.items.T
+    expected = codes.reconstruct(u, model.items)[1] @ model.items.T
     assert torch.allclose(SparseCoded(model, back).score(hist), expected)
     # Codes saved before the re-fit existed had their k chosen without it: they load with it off.
     meta = json.loads((tmp_path / "codes" / ATOMS_FILE).read_text())

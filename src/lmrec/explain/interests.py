@@ -299,9 +299,11 @@ class InterestCodes:
         u = u.float()
         return refine_weights(self.support(u), u, self.net, items.float(), self.refine_steps)
 
-    def reconstruct(self, u: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, u: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, D) user states -> their codes (B, K) and the states rebuilt from them (B, D)."""
+        z = self.encode(u, items)
         with torch.inference_mode():
-            return self.net.decode(self.encode(u, items))  # (B, D)
+            return z, self.net.decode(z)
 
     def user_interests(self, model: Recommender, histories: Sequences) -> list[list[tuple[int, float]]]:
         """Per history: its active atoms as (atom, weight), largest first."""
@@ -351,10 +353,9 @@ class SparseCoded(Recommender):
 
     def _score(self, histories: Sequences) -> torch.Tensor:
         items = self.base.output_item_vectors()  # (n_items, D)
-        z = self.codes.encode(self.base.query_vectors(histories), items)  # (B, K)
+        z, u = self.codes.reconstruct(self.base.query_vectors(histories), items)  # (B, K), (B, D)
         self.atoms_used.append((z > 0).sum(1))
-        with torch.inference_mode():
-            return self.codes.net.decode(z) @ items.T  # (B, n_items)
+        return u @ items.T  # (B, n_items)
 
     def _state(self) -> dict[str, np.ndarray]:
         raise TypeError("SparseCoded is not saved; save the model and its InterestCodes")
