@@ -3,8 +3,9 @@
 A top-k sparse autoencoder (Makhzani & Frey 2013, "k-sparse autoencoders") over the user vectors
 of a trained vector model (sasrec, sasrec-text, dnn):
 
-    z     = TopK_k(ReLU(W (u - b) + c))    (K,) non-negative, at most k atoms active
-    u_hat = b + z @ A                      A: (K, D) the atoms; b: the state everyone shares
+    z     = TopK_k(ReLU(W (u / s - b) + c))    (K,) non-negative, at most k atoms active
+    u_hat = s (b + z @ A)                      A: (K, D) the atoms; b: the state everyone shares;
+                                               s: the states' mean centred norm (a fixed scale)
 
 The codes are trained so that ``u_hat`` ranks the catalogue like ``u``: the loss is
 KL(softmax(u E^T) || softmax(u_hat E^T)) over every item (E: the model's output item vectors),
@@ -106,20 +107,25 @@ class InterestCodesConfig(BaseModel):
 
 
 class SparseAutoencoder(torch.nn.Module):
+    """The code works on states divided by ``scale`` (their mean centred norm at fitting), so that
+    Adam's fixed step size means the same to every model: unscaled, sasrec-text's 512-wide states
+    lost most atoms during the fit (docs/benchmarks.md, "Sparse interest codes on unit-norm states")."""
+
     def __init__(self, dim: int, atoms: int) -> None:
         super().__init__()
         self.encoder = torch.nn.Linear(dim, atoms)
-        self.atoms = torch.nn.Parameter(torch.empty(atoms, dim))  # (K, D)
-        self.center = torch.nn.Parameter(torch.zeros(dim))  # (D,)
+        self.atoms = torch.nn.Parameter(torch.empty(atoms, dim))  # (K, D) in scaled units
+        self.center = torch.nn.Parameter(torch.zeros(dim))  # (D,) in scaled units
+        self.register_buffer("scale", torch.ones(()))
 
     def code(self, u: torch.Tensor, k: int) -> torch.Tensor:
         """u (B, D) -> z (B, K), non-negative with at most k non-zero entries per row."""
-        pre = F.relu(self.encoder(u - self.center))  # (B, K)
+        pre = F.relu(self.encoder(u / self.scale - self.center))  # (B, K)
         top = torch.topk(pre, k, dim=1)
         return torch.zeros_like(pre).scatter(1, top.indices, top.values)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.center + z @ self.atoms  # (B, D)
+        return (self.center + z @ self.atoms) * self.scale  # (B, D) in the model's units
 
 
 def resample_dead(net: SparseAutoencoder, residuals: torch.Tensor, dead: torch.Tensor, gen: torch.Generator) -> None:
@@ -128,7 +134,7 @@ def resample_dead(net: SparseAutoencoder, residuals: torch.Tensor, dead: torch.T
     n = int(dead.sum())
     if n == 0:
         return
-    pick = residuals[torch.randint(0, len(residuals), (n,), generator=gen)]  # (n, D)
+    pick = residuals[torch.randint(0, len(residuals), (n,), generator=gen)] / net.scale  # (n, D) scaled units
     direction = F.normalize(pick, dim=1)
     with torch.no_grad():
         net.atoms[dead] = direction * pick.norm(dim=1, keepdim=True)
@@ -150,7 +156,7 @@ def refine_weights(z: torch.Tensor, u: torch.Tensor, net: SparseAutoencoder, ite
         return z
     out = []
     with torch.inference_mode():
-        atoms, center = net.atoms, net.center  # (K, D), (D,)
+        atoms, center = net.atoms * net.scale, net.center * net.scale  # (K, D), (D,) in the model's units
         for s in range(0, len(z), REFINE_CHUNK):
             w = z[s : s + REFINE_CHUNK].clone()  # (b, K)
             on = (w > 0).float()  # (b, K) the encoder's support
@@ -213,10 +219,11 @@ class InterestCodes:
         with torch.no_grad():
             # Atoms start as (centred, unit) states of random users, encoder as their transpose:
             # every atom fires for someone from the first step, so few die.
-            net.center.copy_(u.mean(0))
+            net.scale.fill_(float((u - u.mean(0)).norm(dim=1).mean().clamp(min=1e-6)))
+            net.center.copy_(u.mean(0) / net.scale)
             init = F.normalize(u[torch.from_numpy(rng.choice(len(u), config.atoms, replace=len(u) < config.atoms))]
-                               - net.center, dim=1)
-            net.atoms.copy_(init * (u - net.center).norm(dim=1).mean())
+                               / net.scale - net.center, dim=1)
+            net.atoms.copy_(init)
             net.encoder.weight.copy_(init)
             net.encoder.bias.zero_()
         grid = config.grid()
@@ -328,6 +335,7 @@ class InterestCodes:
         state = {k: torch.from_numpy(v) for k, v in load_file(path / CODES_FILE).items()}
         meta = json.loads((path / ATOMS_FILE).read_text())
         net = SparseAutoencoder(state["atoms"].shape[1], state["atoms"].shape[0])
+        state.setdefault("scale", torch.ones(()))  # codes saved before the scaling worked on raw states
         net.load_state_dict(state)
         net.eval()
         # Codes saved before weights were re-fitted had their k chosen without it: they keep encoding so.
