@@ -92,6 +92,13 @@ def test_training_states_are_whole_histories_then_prefixes():
         assert any(len(s[r]) <= len(h[j]) and (h[j][: len(s[r])] == s[r]).all() for j in range(3)) and len(s[r])
 
 
+def _topics_kept(u: torch.Tensor, recon: torch.Tensor) -> float:
+    """Share of users whose code keeps their topics: the m topics the rebuilt state scores highest
+    are the m topics of the user's state."""
+    return float(np.mean([set(torch.topk(recon[r, :N_TOPICS], int((u[r] > 0).sum())).indices.tolist())
+                          == set(torch.nonzero(u[r]).flatten().tolist()) for r in range(len(u))]))
+
+
 @pytest.mark.parametrize("sampled", [False, True], ids=["every-item", "sampled-items"])
 def test_known_structure_is_recovered_and_deterministic(sampled, monkeypatch):
     if sampled:  # the large-catalogue path: the KL over each batch's top items and a random sample
@@ -110,10 +117,7 @@ def test_known_structure_is_recovered_and_deterministic(sampled, monkeypatch):
         codes.set_active(2)  # a state mixes at most two topics: two atoms describe it
         z, recon = codes.reconstruct(u, model.items)
         assert ((z > 0).sum(1) <= 2).all()
-        # The code keeps the user's topics: the m topics it scores highest are the user's m topics.
-        kept = [set(torch.topk(recon[r, :N_TOPICS], int((u[r] > 0).sum())).indices.tolist())
-                == set(torch.nonzero(u[r]).flatten().tolist()) for r in range(len(test))]
-        assert np.mean(kept) > 0.95, seed
+        assert _topics_kept(u, recon) > 0.95, seed
     # An atom is described by the topic its direction raises most (topic t's items are ~3 e_t).
     live = np.flatnonzero(a.atom_usage > 0)
     described = [int(np.bincount(a.atom_items[i] % N_TOPICS).argmax()) for i in live]
@@ -139,9 +143,7 @@ def test_the_fit_does_not_depend_on_the_states_scale():
         codes.set_active(2)
         u = model.query_vectors(test)
         recon = codes.reconstruct(u, model.output_item_vectors())[1]
-        kept = [set(torch.topk(recon[r, :N_TOPICS], int((u[r] > 0).sum())).indices.tolist())
-                == set(torch.nonzero(u[r]).flatten().tolist()) for r in range(len(test))]
-        assert codes.fit_info["final_kl"] < 0.15 and np.mean(kept) > 0.95, type(model).__name__
+        assert codes.fit_info["final_kl"] < 0.15 and _topics_kept(u, recon) > 0.95, type(model).__name__
 
 
 def _kl(u, recon, items):  # (B,) KL(softmax(u E^T) || softmax(recon E^T)) per row
