@@ -156,14 +156,14 @@ def refine_weights(z: torch.Tensor, u: torch.Tensor, net: SparseAutoencoder, ite
         return z
     out = []
     with torch.inference_mode():
-        atoms, center = net.atoms * net.scale, net.center * net.scale  # (K, D), (D,) in the model's units
+        atoms = net.atoms * net.scale  # (K, D) in the model's units, for the gradient
         for s in range(0, len(z), REFINE_CHUNK):
             w = z[s : s + REFINE_CHUNK].clone()  # (b, K)
             on = (w > 0).float()  # (b, K) the encoder's support
             p = torch.softmax(u[s : s + REFINE_CHUNK] @ items.T, dim=1)  # (b, n_items)
             opt = torch.optim.Adam([w], lr=REFINE_LR * (float(w[w > 0].mean()) if on.any() else 1.0))
             for _ in range(steps):
-                q = torch.softmax((center + w @ atoms) @ items.T, dim=1)  # (b, n_items); w is 0 off the support
+                q = torch.softmax(net.decode(w) @ items.T, dim=1)  # (b, n_items); w is 0 off the support
                 w.grad = ((q - p) @ items @ atoms.T) * on  # (b, K) dKL/dw, summed over rows (each its own problem)
                 opt.step()
                 w.clamp_(min=0)
@@ -219,8 +219,9 @@ class InterestCodes:
         with torch.no_grad():
             # Atoms start as (centred, unit) states of random users, encoder as their transpose:
             # every atom fires for someone from the first step, so few die.
-            net.scale.fill_(float((u - u.mean(0)).norm(dim=1).mean().clamp(min=1e-6)))
-            net.center.copy_(u.mean(0) / net.scale)
+            mean = u.mean(0)  # (D,)
+            net.scale.fill_(float((u - mean).norm(dim=1).mean().clamp(min=1e-6)))
+            net.center.copy_(mean / net.scale)
             init = F.normalize(u[torch.from_numpy(rng.choice(len(u), config.atoms, replace=len(u) < config.atoms))]
                                / net.scale - net.center, dim=1)
             net.atoms.copy_(init)
