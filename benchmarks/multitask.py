@@ -1,5 +1,5 @@
 """Sparse-user ablation of training-time additions to SASRec with no config (what a user gets):
-auxiliary like / category heads (multitask) and an L1 penalty on the user states (interests.state_l1).
+auxiliary like / category / item_category heads (multitask) and an L1 penalty on the user states (interests.state_l1).
 
 Leave-one-out, full ranking, seen items excluded. Besides the usual test NDCG@10, every model is
 also judged with each user's history cut to its last 5 events (``read_last=5``; MovieLens has no
@@ -34,6 +34,10 @@ VARIANTS = {
     "category": {"tasks": ["category"]},
     # The category head's weight (0.5 above, the config's default), searched on validation.
     **{f"category {w:g}": {"tasks": ["category"], "category_weight": w} for w in (0.1, 0.25, 1.0, 2.0)},
+    # The categories predicted from each item's own vector (S3-Rec's associated-attribute prediction).
+    **{f"item_category{f' {w:g}' if w != 0.5 else ''}": {"tasks": ["item_category"], "item_category_weight": w}
+       for w in (0.5, 1.0)},
+    "category+item_category": {"tasks": ["category", "item_category"]},
     "like+category": {"tasks": ["like", "category"]},
     "like+category (uncertainty)": {"tasks": ["like", "category"], "weights": "uncertainty"},
     "state-l1 0.1": {"state_l1": 0.1},

@@ -176,7 +176,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         if not klass.trains_on_sequences:
             raise ConfigError(f"multitask: model {klass.name!r} has no next-item training to add heads to; "
                               "multitask applies to sasrec, sasrec-text and dnn")
-        categories = item_categories(dataset.item_info, config.multitask) if "category" in config.multitask.tasks \
+        categories = item_categories(dataset.item_info, config.multitask) if config.multitask.uses_categories() \
             else None
         eval_model.hooks = [*eval_model.hooks, MultiTask(config.multitask, categories)]
         log(f"multitask: next-item + {', '.join(config.multitask.tasks)} ({config.multitask.weights} weights)")

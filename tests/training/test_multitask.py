@@ -1,4 +1,4 @@
-"""Auxiliary heads (like, category) on the next-item models: losses by hand, labels through the
+"""Auxiliary heads (like, category, item_category) on the next-item models: losses by hand, labels through the
 batches, weights fixed or learned, and the pipeline's errors."""
 
 import math
@@ -68,6 +68,20 @@ def test_fixed_weights_losses_by_hand():
     assert hook.extra_loss(None, out).item() == pytest.approx((0.3 * like + 2.0 * cat).item(), rel=1e-5)
 
 
+def test_item_category_loss_by_hand():
+    out, table = _step()
+    cats = np.array([[1, 0], [0, 0], [1, 1]], dtype=np.float32)
+    hook = MultiTask(MultiTaskConfig(tasks=["item_category"], item_category_weight=0.25), cats)
+    hook.wrap(_Trainer(table))
+    # The batch's items: inputs 1, 2 and targets 2, 3 are items 0, 1, 2; item 1 has no category.
+    logits = hook.heads["item_category"](table[torch.tensor([1, 3])])  # (2, K): items 0 and 2
+    y = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    expected = -(y * F.log_softmax(logits, -1)).sum(1).mean()
+    assert hook.extra_loss(None, out).item() == pytest.approx(0.25 * expected.item(), rel=1e-5)
+    with pytest.raises(ConfigError, match="no categories"):
+        MultiTask(MultiTaskConfig(tasks=["item_category"]), np.zeros((3, 0), np.float32))
+
+
 def test_uncertainty_weights_by_hand():
     out, table = _step()
     hook = MultiTask(MultiTaskConfig(tasks=["like"], weights="uncertainty"))
@@ -97,16 +111,18 @@ def _config(**multitask):
         "training": {"epochs": 3, "batch_size": 16}, "runtime": {"progress": False}})
 
 
-def test_sasrec_trains_with_both_heads_and_reports_them(tmp_path, events_csv, items_csv):
+def test_sasrec_trains_with_every_head_and_reports_them(tmp_path, events_csv, items_csv):
     pl.read_csv(items_csv).with_columns(genres=pl.col("category")).write_csv(tmp_path / "items.csv")
     lines = []
-    res = train_run(events_csv, "sasrec", tmp_path / "run", _config(tasks=["like", "category"], weights="uncertainty"),
+    res = train_run(events_csv, "sasrec", tmp_path / "run",
+                    _config(tasks=["like", "category", "item_category"], weights="uncertainty"),
                     items=tmp_path / "items.csv", log=lines.append)
-    assert any("multitask: next-item + like, category" in line for line in lines)
+    assert any("multitask: next-item + like, category, item_category" in line for line in lines)
     from lmrec.runs import Run
 
     history = Run.open(res.run_dir).load_model("eval").train_state.history
-    assert {"task/like", "task/category", "weight/next-item", "weight/like"} <= set(history[-1])
+    assert {"task/like", "task/category", "task/item_category", "weight/next-item", "weight/item_category"} <= \
+        set(history[-1])
 
 
 def test_multitask_errors_are_clear(tmp_path, events_csv):

@@ -7,6 +7,10 @@ event t + 1):
   binary cross-entropy on the labelled events (needs like / dislike labels).
 * ``category``: which categories does the next item have (ML genres, Beauty attributes)? A linear
   head and a cross-entropy against the item's categories as a distribution.
+* ``item_category``: which categories does each item of the batch have, read from the item's own
+  vector (S3-Rec's associated-attribute prediction, Zhou et al. 2020)? The same loss on the item
+  side: items that share categories get vectors that share directions, which the next-item loss
+  alone only teaches items with many events.
 
 Task weights are fixed (``like_weight``, ``category_weight``; the next-item loss weighs 1) or
 learned by uncertainty weighting (Kendall, Gal & Cipolla 2018): every task's loss L_k becomes
@@ -33,13 +37,15 @@ class MultiTaskConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tasks: list[Literal["like", "category"]] = Field(
-        default_factory=list, description="auxiliary heads: like (needs like / dislike labels), category (needs "
-        "item categories)")
+    tasks: list[Literal["like", "category", "item_category"]] = Field(
+        default_factory=list, description="auxiliary heads: like (needs like / dislike labels), category (the next "
+        "item's categories from the user state), item_category (each item's categories from its own vector); both "
+        "category tasks need item categories")
     weights: Literal["fixed", "uncertainty"] = Field(
         "fixed", description="fixed: the *_weight values (next-item loss: 1); uncertainty: learned per task")
     like_weight: float = Field(0.5, ge=0)
     category_weight: float = Field(0.5, ge=0)
+    item_category_weight: float = Field(0.5, ge=0)
     category_column: str = Field(
         "genres", description="items-file column of '|'-separated categories (e.g. MovieLens genres)")
     category_vectors: str | None = Field(
@@ -51,6 +57,9 @@ class MultiTaskConfig(BaseModel):
         if len(set(self.tasks)) != len(self.tasks):
             raise ValueError("tasks must not repeat")
         return self
+
+    def uses_categories(self) -> bool:
+        return bool({"category", "item_category"} & set(self.tasks))
 
 
 def item_categories(item_info: pl.DataFrame | None, config: MultiTaskConfig) -> np.ndarray:
@@ -64,14 +73,20 @@ def item_categories(item_info: pl.DataFrame | None, config: MultiTaskConfig) -> 
     column = config.category_column
     if item_info is None or column not in item_info.columns:
         have = [] if item_info is None else item_info.columns[1:]
-        raise ConfigError(f"multitask task 'category' needs the items file's {column!r} column (it has {have}); set "
-                          "multitask.category_column or multitask.category_vectors")
+        raise ConfigError(f"multitask tasks 'category' / 'item_category' need the items file's {column!r} column "
+                          f"(it has {have}); set multitask.category_column or multitask.category_vectors")
     lists = [[] if v is None else [c.strip() for c in str(v).split("|") if c.strip()] for v in item_info[column]]
     vocab = {c: j for j, c in enumerate(sorted({c for row in lists for c in row}))}
     out = np.zeros((len(lists), len(vocab)), dtype=np.float32)
     for i, row in enumerate(lists):
         out[i, [vocab[c] for c in row]] = 1.0
     return out
+
+
+def _soft_ce(logits: torch.Tensor, multi_hot: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of logits (N, K) against multi-hot rows (N, K, none empty) read as distributions."""
+    y = multi_hot / multi_hot.sum(1, keepdim=True)
+    return -(y * F.log_softmax(logits, dim=-1)).sum(1).mean()
 
 
 class MultiTask(TrainingHook, nn.Module):
@@ -84,9 +99,9 @@ class MultiTask(TrainingHook, nn.Module):
         nn.Module.__init__(self)
         self.config = config
         self.needs_labels = "like" in config.tasks
-        if "category" in config.tasks:
+        if config.uses_categories():
             if categories is None or categories.shape[1] == 0:
-                raise ConfigError("multitask task 'category' has no categories to predict")
+                raise ConfigError("multitask tasks 'category' / 'item_category' have no categories to predict")
             self.register_buffer("categories", torch.from_numpy(categories))  # (n_items, K)
         # Log-variances: index 0 the next-item task, then the auxiliary tasks in config order.
         self.log_vars = nn.Parameter(torch.zeros(1 + len(config.tasks))) if config.weights == "uncertainty" else None
@@ -102,8 +117,9 @@ class MultiTask(TrainingHook, nn.Module):
             heads = {}
             if "like" in self.config.tasks:
                 heads["like"] = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, 1))
-            if "category" in self.config.tasks:
-                heads["category"] = nn.Linear(d, self.categories.shape[1])
+            for task in ("category", "item_category"):
+                if task in self.config.tasks:
+                    heads[task] = nn.Linear(d, self.categories.shape[1])
             self.heads = nn.ModuleDict(heads)
         trainer.optimizer.add_param_group({"params": list(self.parameters())})
 
@@ -123,8 +139,13 @@ class MultiTask(TrainingHook, nn.Module):
             y = self.categories[t]  # (N, K) multi-hot
             has = y.sum(1) > 0
             if has.any():
-                y = y[has] / y[has].sum(1, keepdim=True)  # categories as a distribution
-                out["category"] = -(y * F.log_softmax(self.heads["category"](h[has]), dim=-1)).sum(1).mean()
+                out["category"] = _soft_ce(self.heads["category"](h[has]), y[has])
+        if "item_category" in self.config.tasks:
+            items = torch.unique(torch.cat([t, inputs[inputs != 0] - 1]))  # (M,) the batch's items
+            y = self.categories[items]  # (M, K)
+            has = y.sum(1) > 0
+            if has.any():
+                out["item_category"] = _soft_ce(self.heads["item_category"](table[items[has] + 1].float()), y[has])
         return out
 
     def extra_loss(self, batch, output: StepOutput) -> torch.Tensor | None:
@@ -135,7 +156,8 @@ class MultiTask(TrainingHook, nn.Module):
         if not losses:
             return None
         if self.log_vars is None:
-            weights = {"like": self.config.like_weight, "category": self.config.category_weight}
+            weights = {"like": self.config.like_weight, "category": self.config.category_weight,
+                       "item_category": self.config.item_category_weight}
             return sum(weights[k] * v for k, v in losses.items())
         s = self.log_vars
         # exp(-s_0) L_main + s_0, written as what is added to the model's own L_main.
