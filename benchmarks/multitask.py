@@ -36,7 +36,7 @@ VARIANTS = {
     **{f"category {w:g}": {"tasks": ["category"], "category_weight": w} for w in (0.1, 0.25, 1.0, 2.0)},
     # The categories predicted from each item's own vector (S3-Rec's associated-attribute prediction).
     **{f"item_category{f' {w:g}' if w != 0.5 else ''}": {"tasks": ["item_category"], "item_category_weight": w}
-       for w in (0.5, 1.0)},
+       for w in (0.1, 0.25, 0.5, 1.0)},
     "category+item_category": {"tasks": ["category", "item_category"]},
     "like+category": {"tasks": ["like", "category"]},
     "like+category (uncertainty)": {"tasks": ["like", "category"], "weights": "uncertainty"},
@@ -56,7 +56,7 @@ def run(dataset: str, variant: str, seed: int, category_vectors: str | None, min
         model.hooks = [StateL1(options["state_l1"])]
     elif options.get("tasks"):
         cfg = MultiTaskConfig(**options)
-        cats = item_categories(ds.item_info, cfg) if "category" in cfg.tasks else None
+        cats = item_categories(ds.item_info, cfg) if cfg.uses_categories() else None
         model.hooks = [MultiTask(cfg, cats)]
     t0 = time.perf_counter()
     model.fit(ds.interactions.subset(labels == TRAIN), Validator(ds.interactions, labels))
@@ -67,8 +67,8 @@ def run(dataset: str, variant: str, seed: int, category_vectors: str | None, min
         for read_last, suffix in ((None, ""), (5, "_last5")):
             s = evaluate(model, ds.interactions, labels, stage, EvalConfig(ks=[10], read_last=read_last)).summary()
             out[f"{name}{suffix}"] = s["overall"]["ndcg@10"]
-            if stage == TEST and read_last is None:
-                out["test_by_history"] = {k: v["ndcg@10"] for k, v in s["by_history"].items()}
+            if read_last is None:
+                out[f"{name}_by_history"] = {k: v["ndcg@10"] for k, v in s["by_history"].items()}
     return out
 
 
@@ -76,10 +76,16 @@ def _ms(values: list[float]) -> str:
     return f"{np.mean(values):.4f}" + (f" +- {np.std(values, ddof=1):.4f}" if len(values) > 1 else "")
 
 
+def _short(r: dict, stage: str) -> float | None:
+    """NDCG@10 of users with <= 5 events (None where there are none, as on MovieLens)."""
+    return r.get(f"{stage}_by_history", {}).get("<=5")
+
+
 def table(results: list[dict]) -> str:
     cols = ("valid", "valid_last5", "test", "test_last5")
     lines = ["| dataset | variant | valid NDCG@10 | valid, last 5 events | test NDCG@10 | test, last 5 events | "
-             "test vs none | last 5 vs none | seeds | fit s |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "valid <= 5 events | test <= 5 events | test vs none | last 5 vs none | seeds | fit s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for dataset in dict.fromkeys(r["dataset"] for r in results):
         base = [r for r in results if r["dataset"] == dataset and r["variant"] == "none"]
         for variant in dict.fromkeys(r["variant"] for r in results if r["dataset"] == dataset):
@@ -88,8 +94,11 @@ def table(results: list[dict]) -> str:
             if base and variant != "none":
                 rel = [f"{np.mean([r[c] for r in rs]) / np.mean([r[c] for r in base]) - 1:+.1%}"
                        for c in ("test", "test_last5")]
+            short = [[_short(r, stage) for r in rs] for stage in ("valid", "test")]
+            short_cells = [_ms(v) if None not in v else "-" for v in short]
             lines.append(f"| {dataset} | {variant} | " + " | ".join(_ms([r[c] for r in rs]) for c in cols)
-                         + f" | {rel[0]} | {rel[1]} | {len(rs)} | {np.mean([r['fit_s'] for r in rs]):.0f} |")
+                         + f" | {' | '.join(short_cells)} | {rel[0]} | {rel[1]} | {len(rs)} | "
+                         f"{np.mean([r['fit_s'] for r in rs]):.0f} |")
     return "\n".join(lines)
 
 

@@ -12,9 +12,10 @@ event t + 1):
   side: items that share categories get vectors that share directions, which the next-item loss
   alone only teaches items with many events.
 
-Task weights are fixed (``like_weight``, ``category_weight``; the next-item loss weighs 1) or
-learned by uncertainty weighting (Kendall, Gal & Cipolla 2018): every task's loss L_k becomes
-exp(-s_k) L_k + s_k with a learned log-variance s_k, the next-item task's included.
+Task weights are fixed (``like_weight``, ``category_weight``, ``item_category_weight``; the
+next-item loss weighs 1) or learned by uncertainty weighting (Kendall, Gal & Cipolla 2018): every
+task's loss L_k becomes exp(-s_k) L_k + s_k with a learned log-variance s_k, the next-item task's
+included.
 """
 
 from __future__ import annotations
