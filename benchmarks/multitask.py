@@ -1,4 +1,5 @@
-"""Sparse-user ablation of training-time additions to SASRec with no config (what a user gets):
+"""Sparse-user ablation of training-time additions to a sequence model (``--model``, SASRec by default) with
+no config (what a user gets):
 auxiliary like / category / item_category heads (multitask) and an L1 penalty on the user states (interests.state_l1).
 
 Leave-one-out, full ranking, seen items excluded. Besides the usual test NDCG@10, every model is
@@ -10,6 +11,7 @@ items are still the whole history). Choices are read on the validation columns.
     python benchmarks/multitask.py --data ml-1m --variants none category --seeds 0
     python benchmarks/multitask.py --data beauty --category-vectors "$(python benchmarks/beauty_attributes.py)"
     python benchmarks/multitask.py --data beauty --variants none "state-l1 0.1" "state-l1 1" --minutes 8
+    python benchmarks/multitask.py --data beauty --model sasrec-text --variants none item_category --category-vectors F
 """
 
 from __future__ import annotations
@@ -45,12 +47,14 @@ VARIANTS = {
 }
 
 
-def run(dataset: str, variant: str, seed: int, category_vectors: str | None, minutes: float | None) -> dict:
+def run(dataset: str, variant: str, seed: int, category_vectors: str | None, minutes: float | None,
+        model_name: str = "sasrec") -> dict:
     ds = load_dataset(dataset)
     labels = make_split(ds.interactions, LeaveOneOutConfig())
     seed_everything(seed)
-    model = create_model("sasrec", {}, training={"time_budget": minutes} if minutes else {},
+    model = create_model(model_name, {}, training={"time_budget": minutes} if minutes else {},
                          runtime={"progress": False})
+    model.attach_items(ds.item_info)  # sasrec-text reads the titles; the others ignore them
     options = VARIANTS[variant] | ({"category_vectors": category_vectors} if category_vectors else {})
     if "state_l1" in options:
         model.hooks = [StateL1(options["state_l1"])]
@@ -61,7 +65,7 @@ def run(dataset: str, variant: str, seed: int, category_vectors: str | None, min
     t0 = time.perf_counter()
     model.fit(ds.interactions.subset(labels == TRAIN), Validator(ds.interactions, labels))
     fit_s = time.perf_counter() - t0
-    out = {"dataset": dataset, "variant": variant, "seed": seed, "fit_s": fit_s,
+    out = {"dataset": dataset, "model": model_name, "variant": variant, "seed": seed, "fit_s": fit_s,
            "epochs": model.train_state.epoch, "auto_choices": model.auto_choices}
     for stage, name in ((VALID, "valid"), (TEST, "test")):
         for read_last, suffix in ((None, ""), (5, "_last5")):
@@ -105,6 +109,7 @@ def table(results: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="ml-100k")
+    ap.add_argument("--model", default="sasrec", choices=["sasrec", "sasrec-text", "dnn"])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--category-vectors", help="per-item multi-hot file for the category head (Beauty attributes)")
@@ -117,7 +122,7 @@ def main() -> None:
     results = []
     for seed in args.seeds:
         for variant in args.variants:
-            r = run(args.data, variant, seed, args.category_vectors, args.minutes)
+            r = run(args.data, variant, seed, args.category_vectors, args.minutes, args.model)
             results.append(r)
             print(f"{variant} seed {seed}: valid {r['valid']:.4f} test {r['test']:.4f} last5 {r['test_last5']:.4f} "
                   f"({r['fit_s']:.0f} s)", flush=True)
