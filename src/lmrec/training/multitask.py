@@ -84,10 +84,14 @@ def item_categories(item_info: pl.DataFrame | None, config: MultiTaskConfig) -> 
     return out
 
 
-def _soft_ce(logits: torch.Tensor, multi_hot: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of logits (N, K) against multi-hot rows (N, K, none empty) read as distributions."""
-    y = multi_hot / multi_hot.sum(1, keepdim=True)
-    return -(y * F.log_softmax(logits, dim=-1)).sum(1).mean()
+def _category_ce(head: nn.Module, x: torch.Tensor, multi_hot: torch.Tensor) -> torch.Tensor | None:
+    """Mean cross-entropy of head(x) against the rows' categories (multi-hot (N, K)) read as
+    distributions, over the rows that have any (None where none has)."""
+    has = multi_hot.sum(1) > 0  # (N,)
+    if not has.any():
+        return None
+    y = multi_hot[has] / multi_hot[has].sum(1, keepdim=True)  # (N', K)
+    return -(y * F.log_softmax(head(x[has]), dim=-1)).sum(1).mean()
 
 
 class MultiTask(TrainingHook, nn.Module):
@@ -137,16 +141,13 @@ class MultiTask(TrainingHook, nn.Module):
                 x = torch.cat([h[known], table[t[known] + 1].float()], dim=-1)  # (N', 2D)
                 out["like"] = F.binary_cross_entropy_with_logits(self.heads["like"](x).squeeze(-1), labels[known].float())
         if "category" in self.config.tasks:
-            y = self.categories[t]  # (N, K) multi-hot
-            has = y.sum(1) > 0
-            if has.any():
-                out["category"] = _soft_ce(self.heads["category"](h[has]), y[has])
+            if (loss := _category_ce(self.heads["category"], h, self.categories[t])) is not None:
+                out["category"] = loss
         if "item_category" in self.config.tasks:
             items = torch.unique(torch.cat([t, inputs[inputs != 0] - 1]))  # (M,) the batch's items
-            y = self.categories[items]  # (M, K)
-            has = y.sum(1) > 0
-            if has.any():
-                out["item_category"] = _soft_ce(self.heads["item_category"](table[items[has] + 1].float()), y[has])
+            x = table[items + 1].float()  # (M, D) their own vectors
+            if (loss := _category_ce(self.heads["item_category"], x, self.categories[items])) is not None:
+                out["item_category"] = loss
         return out
 
     def extra_loss(self, batch, output: StepOutput) -> torch.Tensor | None:
