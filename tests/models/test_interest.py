@@ -114,7 +114,7 @@ def test_biased_mf_also_learns_from_ratings_and_calibrates_them(data):
 
     from sklearn.linear_model import LogisticRegression
 
-    from lmrec.models.interest_baselines import _labelled, _Platt
+    from lmrec.models.interest_baselines import _labelled, logistic_fit
 
     inter, split = data
     assert BiasedMF(seed=0).fit(inter.subset(split == 0), interest_set(inter, split, VALID)).chosen["target"] == "labels"
@@ -125,15 +125,33 @@ def test_biased_mf_also_learns_from_ratings_and_calibrates_them(data):
     mf = BiasedMF(seed=0).fit(train, valid)
     assert mf.chosen["target"] in ("labels", "ratings")
     rating_mf = mf._train(_labelled(train), valid, 16, 1e-2, "ratings")
-    raw = predict(rating_mf, test)
+    raw = rating_mf.scores(test.candidates, test.users)
     assert abs(raw.mean()) < 0.5 and M.auc(raw, test.targets) > 0.8  # standardised ratings, which rank likes first
-    platt = _Platt(rating_mf, valid)
-    p = predict(platt, test)
+    (a,), c = logistic_fit(rating_mf.scores(valid.candidates, valid.users)[:, None], valid.targets)
+    rating_mf.scale = (a, c)
+    p = predict(rating_mf, test)
     assert ((p > 0) & (p < 1)).all() and M.auc(p, test.targets) == pytest.approx(M.auc(raw, test.targets))
     # The calibration is the logistic regression of the validation labels on the scores.
-    x = predict(rating_mf, valid)[:, None]
+    x = rating_mf.scores(valid.candidates, valid.users)[:, None]
     reference = LogisticRegression(tol=1e-10, max_iter=10_000).fit(x, valid.targets)
-    np.testing.assert_allclose(predict(platt, test), reference.predict_proba(raw[:, None])[:, 1], atol=1e-3)
+    np.testing.assert_allclose(p, reference.predict_proba(raw[:, None])[:, 1], atol=1e-3)
+    # The refit trains the chosen settings for the chosen epochs on more events, keeping the scaling.
+    again = mf.refit(inter)
+    assert again.scale == mf._best.scale and again.best_epoch == mf.chosen["epochs"] and again.known.all()
+
+
+def test_logistic_fit_matches_scikit_learn_on_several_features():
+    from sklearn.linear_model import LogisticRegression
+
+    from lmrec.models.interest_baselines import logistic_fit
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 3))
+    y = (x @ [1.5, -1.0, 0.0] + rng.normal(size=300) > 0).astype(np.int64)
+    w, c = logistic_fit(x, y)
+    ref = LogisticRegression(tol=1e-10, max_iter=10_000).fit(x, y)
+    np.testing.assert_allclose(w, ref.coef_[0], atol=1e-4)
+    assert c == pytest.approx(ref.intercept_[0], abs=1e-4)
 
 
 def test_evaluate_interest_reports_model_baselines_and_difference(data, fitted):
@@ -157,7 +175,8 @@ def test_validator_needs_both_classes():
 def test_ratings_train_an_auxiliary_head_and_the_loss_adds_it_by_hand(data):
     import dataclasses
 
-    from lmrec.models.interest import RATING_WEIGHT, history_windows, rating_targets
+    from lmrec.data.labels import rating_targets
+    from lmrec.models.interest import RATING_WEIGHT, history_windows
 
     inter, split = data
     train = inter.subset(split == 0)
@@ -194,7 +213,7 @@ def test_ratings_train_an_auxiliary_head_and_the_loss_adds_it_by_hand(data):
 def test_rating_targets_put_counts_on_a_log_scale_and_leave_stars_alone():
     import dataclasses
 
-    from lmrec.models.interest import rating_targets, skewness
+    from lmrec.data.labels import rating_targets, skewness
     from tests.conftest import interactions_from
 
     inter = interactions_from([[0, 1, 2, 3]] * 3, n_items=4)

@@ -6,7 +6,9 @@ encoded history (target attention, as in DIN / BST), and a small MLP over [atten
 candidate, their product, the user's like rate] plus an item bias gives the logit. Trained with binary cross-entropy
 on every labelled event of the training part, each predicted from the events before it, in one
 pass per window (causal masks), like SASRec's next-item training. Early stopping on the
-validation AUC.
+validation AUC; then (``blend``) P(like) becomes a logistic regression, fitted on the validation
+events, over the Transformer's logit, a biased factorisation and the user's recent surprise
+(lmrec.models.interest_blend).
 
 Tokens: 0 padding, item i is i + 1, ``n_items + 1`` is a start token (BOS) that opens every
 history short enough to be read whole, so a user's first event and a brand-new user are
@@ -17,7 +19,7 @@ histories without labels (the ranking contract, implicit events) are inputs the 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Self
 
 import numpy as np
 import torch
@@ -25,11 +27,13 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from lmrec.data.labels import UNLABELLED
+from lmrec.data.labels import UNLABELLED, rating_targets
 from lmrec.data.profile import DataProfile
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.errors import ConfigError
-from lmrec.models.base import InterestPredictor
+from lmrec.evaluation.interest import InterestValidator
+from lmrec.models.base import InterestPredictor, Validator
+from lmrec.models.interest_blend import InterestBlend
 from lmrec.models.layers import Dropout
 from lmrec.models.sasrec import Block, SASRecConfig
 from lmrec.models.sequential import NeuralRecommender, SequentialConfig
@@ -42,7 +46,6 @@ MAX_ATTENTION_ELEMENTS = 2e7  # (rows, heads, candidates, history) per inference
 # at weight 0 / 0.5 / 2 / 5 on ML-100K and 0.772 / 0.779 at 0 / 2 on ml-latest-small; the built one,
 # 4 seeds on ML-100K, 0.7863 at 2 against 0.7841 without (within one standard error).
 RATING_WEIGHT = 2.0
-SKEWED = 2.0  # skewness of the star ratings: ML-100K -0.51, latest-small -0.62; Last.fm's play counts: 43
 
 
 class InterestConfig(SequentialConfig):
@@ -55,6 +58,12 @@ class InterestConfig(SequentialConfig):
         "auto", description="weight of an auxiliary loss that predicts each training event's rating (squared error on "
         f"standardised ratings) beside its like / dislike label: a 2 and a 3 are both dislikes but not alike (auto: "
         f"{RATING_WEIGHT:g} when the training events carry ratings, else 0)")
+    blend: Literal["validation", "off"] = Field(
+        "validation", description="validation: after training, blend the Transformer's logit with a biased "
+        "factorisation of the training events and the user's recent surprise (likes minus what the factorisation "
+        "expected over the last 5 / 10 / 20 labelled events), by a logistic regression fitted on the validation "
+        "events (lmrec.models.interest_blend); off: the Transformer alone. Ranking the catalogue reads the "
+        "Transformer alone either way")
 
 
 def label_tokens(labels: np.ndarray) -> np.ndarray:
@@ -188,26 +197,6 @@ def left_padded(rows: list[np.ndarray], width: int, fill: float, dtype=np.int64)
     return out
 
 
-def rating_targets(train: Interactions) -> np.ndarray | None:
-    """(N,) float32 standardised ratings of the events, or None where they carry none (or one value
-    only, or a missing one). Counts (non-negative and right-skewed, as play counts are) are
-    standardised on a log scale: raw, a few listeners' hundreds of thousands of plays take the
-    whole variance, every ordinary event's target is about the same, and the squared error is
-    about those few."""
-    v = train.value
-    if v is None or not np.isfinite(v).all() or np.unique(v).size < 2:
-        return None
-    v = v.astype(np.float64)
-    if v.min() >= 0 and skewness(v) > SKEWED:
-        v = np.log1p(v)
-    return ((v - v.mean()) / v.std()).astype(np.float32)
-
-
-def skewness(v: np.ndarray) -> float:
-    """Sample skewness, E[(v - mean)^3] / std^3 (0 for a symmetric distribution)."""
-    return float(np.mean((v - v.mean()) ** 3) / v.std() ** 3)
-
-
 class Interest(NeuralRecommender, InterestPredictor):
     """P(like) of an item given the user's labelled history; ranks the catalogue by it."""
 
@@ -215,6 +204,7 @@ class Interest(NeuralRecommender, InterestPredictor):
     Config = InterestConfig
     task = "interest"
     _ratings: np.ndarray | None = None  # set by setup: the standardised ratings the auxiliary loss predicts
+    blend: InterestBlend | None = None  # set by fit on validation events (config.blend), else the Transformer alone
 
     def build_net(self, n_items: int) -> InterestNet:
         return InterestNet(self.config, n_items)
@@ -263,6 +253,30 @@ class Interest(NeuralRecommender, InterestPredictor):
             loss = loss + self.config.rating_weight * F.mse_loss(ratings[trained].float(), batch[2][:, 1:][trained])
         return StepOutput(loss, {"inputs": inputs, "net": self.net})
 
+    def fit(self, train: Interactions, valid: Validator | None = None, *, time_budget_s: float | None = None) -> Self:
+        self.blend = None
+        super().fit(train, valid, time_budget_s=time_budget_s)
+        if self.config.blend == "validation" and isinstance(valid, InterestValidator):
+            s = valid.set
+            self.blend = InterestBlend.fit(self._transformer_logits(s.histories, s.history_labels, s.candidates),
+                                           train, s, self._seed)
+        return self
+
+    def refit(self, data: Interactions, *, time_budget_s: float | None = None) -> Self:
+        model = super().refit(data, time_budget_s=time_budget_s)
+        model.blend = self.blend.refit(data) if self.blend is not None else None
+        return model
+
+    def fit_notes(self) -> list[str]:
+        return [self.blend.describe()] if self.blend is not None else []
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return super()._state() | (self.blend.state() if self.blend is not None else {})
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.blend = InterestBlend.from_state(state)
+        super()._load_state({k: v for k, v in state.items() if not k.startswith("blend.")})
+
     # --- inference ---------------------------------------------------------------------------
     def _history_tensors(self, histories: Sequences, labels: Sequences | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) tokens and label tokens: the last max_len events, after BOS when the history fits."""
@@ -287,12 +301,19 @@ class Interest(NeuralRecommender, InterestPredictor):
 
     def predict_interest(self, histories: Sequences, history_labels: Sequences, candidates: Sequences,
                          users: np.ndarray | None = None) -> np.ndarray:
+        logits = self._transformer_logits(histories, history_labels, candidates)
+        if self.blend is not None:
+            logits = self.blend.logits(logits, histories, history_labels, candidates, users)
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    def _transformer_logits(self, histories: Sequences, history_labels: Sequences, candidates: Sequences) -> np.ndarray:
+        """(N,) the Transformer's logits, aligned with ``candidates.values``."""
         self._check_fitted()
         cands = torch.from_numpy(candidates.to_padded(max(1, int(candidates.lengths().max(initial=0))), pad=-1) + 1)
         logits = self._logits(histories, history_labels, cands)  # (B, Cmax), left-padded like the candidates
         lengths = candidates.lengths()
         keep = np.arange(cands.shape[1])[None, :] >= cands.shape[1] - lengths[:, None]
-        return torch.sigmoid(logits).numpy()[keep]
+        return logits.numpy()[keep].astype(np.float64)
 
     def _item_vectors(self) -> torch.Tensor:
         return self.net.item_emb.weight[1:-1].detach()  # (n_items, D): padding and BOS rows left out

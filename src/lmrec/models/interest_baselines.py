@@ -12,11 +12,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lmrec.data.labels import rating_targets
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.data.splits import InterestSet
 from lmrec.evaluation import metrics as M
 from lmrec.models.base import InterestPredictor
-from lmrec.models.interest import rating_targets
 
 SMOOTHING = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)  # prior strength (pseudo-events at the global like rate)
 
@@ -136,8 +136,6 @@ class BiasedMF(InterestBaseline):
 
     def fit(self, train: Interactions, valid: InterestSet) -> Self:
         data = _labelled(train)
-        self.known = np.zeros(data.n_users, dtype=bool)
-        self.known[data.user] = True
         targets = ["labels"]
         if rating_targets(data) is not None:  # what the interest model's rating head would learn from
             targets.append("ratings")
@@ -145,11 +143,25 @@ class BiasedMF(InterestBaseline):
         dim, l2, target = self._pick(options, lambda option: self._train(data, valid, *option), valid)
         self.chosen = {"dim": dim, "l2": l2, "target": target, "epochs": self._best.best_epoch}
         if target == "ratings":
-            self._best = _Platt(self._best, valid)
+            scores = self._best.scores(valid.candidates, valid.users)
+            (a,), c = logistic_fit(scores[:, None], valid.targets)
+            self._best.scale = (a, c)
         return self
 
-    def _train(self, data: Interactions, valid: InterestSet, dim: int, l2: float, target: str = "labels") -> _MF:
+    def refit(self, data: Interactions) -> FittedMF:
+        """The chosen factorisation trained on ``data`` for the chosen number of epochs, without
+        validation, keeping the rating scores' Platt scaling."""
+        c = self.chosen
+        mf = self._train(_labelled(data), None, c["dim"], c["l2"], c["target"], epochs=c["epochs"])
+        mf.scale = self._best.scale
+        return mf
+
+    def _train(self, data: Interactions, valid: InterestSet | None, dim: int, l2: float, target: str = "labels",
+               epochs: int | None = None) -> FittedMF:
+        """Early stopping on ``valid``'s AUC, or exactly ``epochs`` epochs without it."""
         g = torch.Generator().manual_seed(self.seed)
+        known = np.zeros(data.n_users, dtype=bool)
+        known[data.user] = True
         ratings = target == "ratings"
         # The ratings as the interest model's rating head sees them (standardised; counts on a log
         # scale), so a few heavy listeners' raw play counts do not take the whole squared error.
@@ -162,9 +174,9 @@ class BiasedMF(InterestBaseline):
         opt = torch.optim.Adam(params.values(), lr=self.LR)
         u, i = torch.from_numpy(data.user), torch.from_numpy(data.item)
         loss_of = F.mse_loss if ratings else F.binary_cross_entropy_with_logits
-        best, bad = _MF({k: v.detach().clone() for k, v in params.items()}, self.known, 0, ratings), 0
+        best, bad = FittedMF({k: v.detach().clone() for k, v in params.items()}, known, 0, ratings), 0
         best_score = -1.0
-        for epoch in range(1, self.MAX_EPOCHS + 1):
+        for epoch in range(1, (epochs or self.MAX_EPOCHS) + 1):
             for idx in torch.randperm(len(y), generator=g).split(self.BATCH):
                 bu, bi, pu, qi = params["bu"][u[idx]], params["bi"][i[idx]], params["p"][u[idx]], params["q"][i[idx]]
                 score = params["b"] + bu + bi + (pu * qi).sum(-1)  # (batch,)
@@ -173,9 +185,11 @@ class BiasedMF(InterestBaseline):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            candidate = _MF({k: v.detach().clone() for k, v in params.items()}, self.known, epoch, ratings)
-            p = candidate.predict_interest(None, None, valid.candidates, valid.users)
-            score = M.auc(p, valid.targets)
+            candidate = FittedMF({k: v.detach().clone() for k, v in params.items()}, known, epoch, ratings)
+            if valid is None:
+                best = candidate
+                continue
+            score = M.auc(candidate.scores(valid.candidates, valid.users), valid.targets)
             if score > best_score:
                 best, best_score, bad = candidate, score, 0
             else:
@@ -185,14 +199,17 @@ class BiasedMF(InterestBaseline):
         return best
 
 
-class _MF:
-    """Predicts sigmoid(score) for a label MF; the raw score (a rating, for ranking) for a rating MF."""
+class FittedMF:
+    """A fitted factorisation: P(like) = sigmoid(a * score + c), (a, c) = (1, 0) for a label MF (its
+    score is the logit) and the Platt scaling fitted on validation for a rating MF."""
 
     def __init__(self, params: dict[str, torch.Tensor], known: np.ndarray, best_epoch: int,
                  ratings: bool = False) -> None:
         self.params, self.known, self.best_epoch, self.ratings = params, known, best_epoch, ratings
+        self.scale = (1.0, 0.0)
 
-    def predict_interest(self, histories, history_labels, candidates: Sequences, users=None) -> np.ndarray:
+    def scores(self, candidates: Sequences, users: np.ndarray | None) -> np.ndarray:
+        """(N,) raw scores of ``candidates`` (a logit for a label MF, a standardised rating otherwise)."""
         rows = candidates.row_ids()
         user = np.full(rows.size, -1) if users is None else np.asarray(users)[rows]
         known = (user >= 0) & self.known[np.maximum(user, 0)]
@@ -202,34 +219,47 @@ class _MF:
         with torch.no_grad():
             user_terms = P["bu"][u] + (P["p"][u] * P["q"][i]).sum(-1)  # (N,)
             score = P["b"] + P["bi"][i] + user_terms * torch.from_numpy(known).float()
-            return (score if self.ratings else torch.sigmoid(score)).numpy().astype(np.float64)
+        return score.numpy().astype(np.float64)
 
-
-class _Platt:
-    """P(like) = sigmoid(a * score + c), (a, c) fitted on the validation events by L2-regularised
-    logistic regression (scikit-learn's default: the summed log-loss + a^2 / 2), so validation
-    events that a score separates perfectly do not push the probabilities to 0 and 1. The scores'
-    order, hence the AUC, is unchanged."""
-
-    def __init__(self, scored: _MF, valid: InterestSet) -> None:
-        self.scored, self.best_epoch = scored, scored.best_epoch
-        x = torch.from_numpy(scored.predict_interest(None, None, valid.candidates, valid.users))
-        y = torch.from_numpy(valid.targets.astype(np.float64))
-        ac = torch.zeros(2, dtype=torch.float64, requires_grad=True)
-        opt = torch.optim.LBFGS([ac], max_iter=200, tolerance_grad=1e-10, line_search_fn="strong_wolfe")
-
-        def closure():
-            opt.zero_grad()
-            loss = F.binary_cross_entropy_with_logits(ac[0] * x + ac[1], y, reduction="sum") + ac[0] ** 2 / 2
-            loss.backward()
-            return loss
-
-        opt.step(closure)
-        self.a, self.c = ac.detach().tolist()
+    def logits(self, candidates: Sequences, users: np.ndarray | None) -> np.ndarray:
+        a, c = self.scale
+        return a * self.scores(candidates, users) + c
 
     def predict_interest(self, histories, history_labels, candidates: Sequences, users=None) -> np.ndarray:
-        x = self.scored.predict_interest(histories, history_labels, candidates, users)
-        return 1.0 / (1.0 + np.exp(-(self.a * x + self.c)))
+        return 1.0 / (1.0 + np.exp(-self.logits(candidates, users)))
+
+    def state(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}{k}": v.numpy() for k, v in self.params.items()} | {
+            f"{prefix}known": self.known, f"{prefix}scale": np.array(self.scale),
+            f"{prefix}meta": np.array([self.best_epoch, self.ratings])}
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray], prefix: str) -> FittedMF:
+        epoch, ratings = state[f"{prefix}meta"].tolist()
+        mf = cls({k: torch.from_numpy(state[f"{prefix}{k}"]) for k in ("b", "bu", "bi", "p", "q")},
+                 state[f"{prefix}known"].astype(bool), int(epoch), bool(ratings))
+        mf.scale = tuple(float(x) for x in state[f"{prefix}scale"])
+        return mf
+
+
+def logistic_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Weights (D,) and intercept of P(y = 1) = sigmoid(x @ w + c) for x (N, D), by L2-regularised
+    logistic regression (scikit-learn's default: the summed log-loss + |w|^2 / 2), so events that a
+    feature separates perfectly do not push the probabilities to 0 and 1."""
+    X = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    Y = torch.from_numpy(np.asarray(y, dtype=np.float64))
+    wc = torch.zeros(X.shape[1] + 1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([wc], max_iter=500, tolerance_grad=1e-10, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(X @ wc[:-1] + wc[-1], Y, reduction="sum") + (wc[:-1] ** 2).sum() / 2
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    w = wc.detach().numpy()
+    return w[:-1], float(w[-1])
 
 
 BASELINES: tuple[type[InterestBaseline], ...] = (MajorityClass, UserMean, ItemMean, BiasedMF)

@@ -206,15 +206,19 @@ class ServiceState:
             h = self.histories.get(str(user_id))
             return (list(h), list(self.likes[str(user_id)])) if h is not None else None
 
-    def interest(self, history: list[int], likes: list[int], item_ids: list) -> list[float]:
-        """P(like) of each item after ``history`` (item indices) with its labels."""
+    def interest(self, history: list[int], likes: list[int], item_ids: list, user_id: str | None = None) -> list[float]:
+        """P(like) of each item after ``history`` (item indices) with its labels; a ``user_id`` of
+        the run's data also brings the model's per-user parameters (the blend's factorisation)."""
         cat = self.catalogue
         if not isinstance(cat.model, InterestPredictor):
             raise LmrecError(f"model {self.run.model_name!r} does not predict like / dislike; serve a run trained "
                              "with `lmrec train --model interest`")
         items = [self.item_index(i, f"item_ids[{j}]", cat) for j, i in enumerate(item_ids)]
+        uid = None if user_id is None else self.uid(user_id)
+        users = self.run.dataset.users
+        row = users.index(uid) if uid is not None and uid in users and uid not in self.forgotten else -1
         p = cat.model.predict_interest(Sequences.from_lists([history]), Sequences.from_lists([likes]),
-                                       Sequences.from_lists([items]))
+                                       Sequences.from_lists([items]), np.array([row]))
         return [float(x) for x in p]
 
     def onboarding(self, k: int) -> list[Recommendation]:

@@ -56,7 +56,7 @@ def interest(body: InterestRequest, state: ServiceState = Depends(get_state)) ->
         history = [state.item_index(e.item_id, f"history[{j}]") for j, e in enumerate(events)]
         likes = [UNLABELLED if e.like is None else (LIKE if e.like else DISLIKE) for e in events]
     try:
-        probs = state.interest(history, likes, body.item_ids)
+        probs = state.interest(history, likes, body.item_ids, None if body.user_id is None else str(body.user_id))
     except UnknownIdError:
         raise
     except LmrecError as exc:
