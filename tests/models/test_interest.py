@@ -140,6 +140,12 @@ def test_biased_mf_also_learns_from_ratings_and_calibrates_them(data):
     assert again.scale == mf._best.scale and again.best_epoch == mf.chosen["epochs"] and again.known.all()
 
 
+def test_biased_mf_out_of_time_keeps_the_first_setting(data):
+    inter, split = data
+    mf = BiasedMF(seed=0, max_seconds=0).fit(inter.subset(split == 0), interest_set(inter, split, VALID))
+    assert (mf.chosen["dim"], mf.chosen["l2"], mf.chosen["target"]) == (*BiasedMF.GRID[0], "labels")
+
+
 def test_logistic_fit_matches_scikit_learn_on_several_features():
     from sklearn.linear_model import LogisticRegression
 

@@ -63,10 +63,12 @@ class InterestBlend:
         return x @ self.weights + self.intercept
 
     @classmethod
-    def fit(cls, transformer_logits: np.ndarray, train: Interactions, valid: InterestSet, seed: int) -> Self:
-        """The factorisation (BiasedMF: its settings chosen on ``valid``, as the baseline's are) and
-        the weights, fitted on ``valid``'s events; transformer_logits (N,) are for those events."""
-        fitter = BiasedMF(seed).fit(train, valid)
+    def fit(cls, transformer_logits: np.ndarray, train: Interactions, valid: InterestSet, seed: int,
+            max_seconds: float | None = None) -> Self:
+        """The factorisation (BiasedMF: its settings chosen on ``valid``, as the baseline's are,
+        within ``max_seconds``) and the weights, fitted on ``valid``'s events; transformer_logits
+        (N,) are for those events."""
+        fitter = BiasedMF(seed, max_seconds).fit(train, valid)
         blend = cls(fitter._best, np.zeros(len(FEATURES)), 0.0)
         x = blend.features(transformer_logits, valid.histories, valid.history_labels, valid.candidates, valid.users)
         blend.weights, blend.intercept = logistic_fit(x, valid.targets)
