@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
+from scipy.special import expit
 from torch import nn
 
 from lmrec.data.labels import UNLABELLED, rating_targets
@@ -34,7 +35,7 @@ from lmrec.data.sequences import Interactions, Sequences
 from lmrec.errors import ConfigError
 from lmrec.evaluation.interest import InterestValidator
 from lmrec.models.base import InterestPredictor, Validator
-from lmrec.models.interest_blend import InterestBlend
+from lmrec.models.interest_blend import PREFIX, InterestBlend
 from lmrec.models.layers import Dropout
 from lmrec.models.sasrec import Block, SASRecConfig
 from lmrec.models.sequential import NeuralRecommender, SequentialConfig
@@ -286,7 +287,7 @@ class Interest(NeuralRecommender, InterestPredictor):
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.blend = InterestBlend.from_state(state)
-        super()._load_state({k: v for k, v in state.items() if not k.startswith("blend.")})
+        super()._load_state({k: v for k, v in state.items() if not k.startswith(PREFIX)})
 
     # --- inference ---------------------------------------------------------------------------
     def _history_tensors(self, histories: Sequences, labels: Sequences | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -315,7 +316,7 @@ class Interest(NeuralRecommender, InterestPredictor):
         logits = self._transformer_logits(histories, history_labels, candidates)
         if self.blend is not None:
             logits = self.blend.logits(logits, histories, history_labels, candidates, users)
-        return 1.0 / (1.0 + np.exp(-logits))
+        return expit(logits)
 
     def _transformer_logits(self, histories: Sequences, history_labels: Sequences, candidates: Sequences) -> np.ndarray:
         """(N,) the Transformer's logits, aligned with ``candidates.values``."""

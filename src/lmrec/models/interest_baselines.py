@@ -12,6 +12,7 @@ from typing import ClassVar, Self
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.special import expit
 
 from lmrec.data.labels import rating_targets
 from lmrec.data.sequences import Interactions, Sequences
@@ -235,7 +236,7 @@ class FittedMF:
         return a * self.scores(candidates, users) + c
 
     def predict_interest(self, histories, history_labels, candidates: Sequences, users=None) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.logits(candidates, users)))
+        return expit(self.logits(candidates, users))
 
     def state(self, prefix: str) -> dict[str, np.ndarray]:
         return {f"{prefix}{k}": v.numpy() for k, v in self.params.items()} | {
