@@ -7,7 +7,7 @@ import torch
 from lmrec.data.sequences import Interactions, Sequences
 from lmrec.data.splits import TEST, VALID, interest_set, leave_one_out
 from lmrec.evaluation import metrics as M
-from lmrec.evaluation.interest import InterestValidator, predict
+from lmrec.evaluation.interest import InterestValidator, evaluate_interest, predict
 from lmrec.models import Recommender
 from lmrec.models.interest_blend import FEATURES, InterestBlend, surprise
 from tests.models.fast_configs import build
@@ -70,6 +70,8 @@ def fitted():
 def test_the_model_blends_on_validation_and_saves_the_blend(fitted, tmp_path):
     inter, split, model = fitted
     assert model.blend is not None and model.fit_notes() == [model.blend.describe()]
+    chosen = evaluate_interest(model, inter, split, TEST)["model"]["chosen"]  # the report's row
+    assert set(chosen) >= {f"weight {f}" for f in FEATURES} | {"mf dim", "mf l2", "mf target"}
     s = interest_set(inter, split, TEST)
     logits = model._transformer_logits(s.histories, s.history_labels, s.candidates)
     expected = model.blend.logits(logits, s.histories, s.history_labels, s.candidates, s.users)

@@ -71,7 +71,7 @@ def evaluate_interest(model: InterestPredictor, data: Interactions, labels: np.n
     valid = interest_set(data, labels, VALID)
     train = data.subset(labels == TRAIN)
     p_model = predict(model, test)
-    out = {"model": interest_metrics(p_model, test.targets), "baselines": {}}
+    out = {"model": interest_metrics(p_model, test.targets) | {"chosen": model.interest_choices()}, "baselines": {}}
     best = None
     for klass in BASELINES:
         baseline = (klass(seed) if klass is BiasedMF else klass()).fit(train, valid)

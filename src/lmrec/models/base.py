@@ -336,6 +336,10 @@ class InterestPredictor(ABC):
         ``users`` (user indices of the training data, -1 for unknown) is only read by models that
         keep per-user parameters."""
 
+    def interest_choices(self) -> dict[str, float | str]:
+        """What fitting chose on the validation events (the report's "chosen on validation")."""
+        return {}
+
 
 def _top_excluding_self(sims: torch.Tensor, items: np.ndarray, k: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
     sims = sims.float().clone()  # (Q, n_items)

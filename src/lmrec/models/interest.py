@@ -282,6 +282,9 @@ class Interest(NeuralRecommender, InterestPredictor):
     def fit_notes(self) -> list[str]:
         return [self.blend.describe()] if self.blend is not None else []
 
+    def interest_choices(self) -> dict[str, float | str]:
+        return self.blend.choices() if self.blend is not None else {}
+
     def _state(self) -> dict[str, np.ndarray]:
         return super()._state() | (self.blend.state() if self.blend is not None else {})
 

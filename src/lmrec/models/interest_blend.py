@@ -84,6 +84,13 @@ class InterestBlend:
             raise RuntimeError("a blend loaded from disk keeps no factorisation settings to refit with")
         return type(self)(self.fitter.refit(data), self.weights, self.intercept)
 
+    def choices(self) -> dict[str, float | str]:
+        """The weights and the factorisation's settings (those of a fit; a loaded blend has weights only)."""
+        chosen = {f"weight {name}": round(float(w), 3) for name, w in zip(FEATURES, self.weights, strict=True)}
+        if self.fitter is not None:
+            chosen |= {f"mf {k}": v for k, v in self.fitter.chosen.items()}
+        return chosen
+
     def describe(self) -> str:
         weights = ", ".join(f"{name} {w:+.2f}" for name, w in zip(FEATURES, self.weights, strict=True))
         seen = ", ".join(f"{name} {auc:.4f}" for name, auc in self.validation_auc.items())
