@@ -206,6 +206,12 @@ class ServiceState:
             h = self.histories.get(str(user_id))
             return (list(h), list(self.likes[str(user_id)])) if h is not None else None
 
+    def _run_row(self, uid: str) -> int:
+        """The user's index in the run's data (its models' per-user parameters), -1 when the run has
+        no such user or they were forgotten."""
+        users = self.run.dataset.users
+        return users.index(uid) if uid in users and uid not in self.forgotten else -1
+
     def interest(self, history: list[int], likes: list[int], item_ids: list, user_id: str | None = None) -> list[float]:
         """P(like) of each item after ``history`` (item indices) with its labels; a ``user_id`` of
         the run's data also brings the model's per-user parameters (the blend's factorisation)."""
@@ -214,9 +220,7 @@ class ServiceState:
             raise LmrecError(f"model {self.run.model_name!r} does not predict like / dislike; serve a run trained "
                              "with `lmrec train --model interest`")
         items = [self.item_index(i, f"item_ids[{j}]", cat) for j, i in enumerate(item_ids)]
-        uid = None if user_id is None else self.uid(user_id)
-        users = self.run.dataset.users
-        row = users.index(uid) if uid is not None and uid in users and uid not in self.forgotten else -1
+        row = -1 if user_id is None else self._run_row(self.uid(user_id))
         p = cat.model.predict_interest(Sequences.from_lists([history]), Sequences.from_lists([likes]),
                                        Sequences.from_lists([items]), np.array([row]))
         return [float(x) for x in p]
@@ -322,8 +326,8 @@ class ServiceState:
                 known = user_id in self.histories or user_id in self.friends
             if not known and user_id not in self.forgotten:
                 raise UnknownIdError("user_id", raw)
-            in_run = user_id in self.run.dataset.users and user_id not in self.forgotten
-            hidden = len(self.run.histories(np.array([self.run.dataset.users.index(user_id)]))[0]) if in_run else 0
+            row = self._run_row(user_id)
+            hidden = len(self.run.histories(np.array([row]))[0]) if row >= 0 else 0
             deleted = self.store.forget(user_id, int(time.time()))
         self.sync()
         return {"user_id": raw, "events_deleted": deleted, "training_events_hidden": hidden}
