@@ -44,7 +44,10 @@ VARIANTS = {"none": {"methods": []}, "contrastive": {"methods": ["contrastive"]}
             # (SimCLR's form), the variant the first round left untried.
             "contrastive-cos": {"methods": ["contrastive"], "contrastive": {"similarity": "cosine", "temperature": 0.2}},
             "contrastive-cos-light": {"methods": ["contrastive"],
-                                      "contrastive": {"similarity": "cosine", "temperature": 0.5, "weight": 0.05}}}
+                                      "contrastive": {"similarity": "cosine", "temperature": 0.5, "weight": 0.05}},
+            # Twenty-eighth session: the content model's own view (content neighbours) in the light form.
+            "contrastive-substitute-light": {"methods": ["contrastive"], "contrastive": {
+                "similarity": "cosine", "temperature": 0.5, "weight": 0.05, "views": ["substitute", "crop"]}}}
 DATASETS = ("ml-100k", "ml-1m", "beauty")
 BUCKETS = ("<=5", "6-20", ">20")
 
