@@ -48,6 +48,7 @@ VARIANTS = {"none": {"methods": []}, "contrastive": {"methods": ["contrastive"]}
             # Twenty-eighth session: the content model's own view (content neighbours) in the light form.
             "contrastive-substitute-light": {"methods": ["contrastive"], "contrastive": {
                 "similarity": "cosine", "temperature": 0.5, "weight": 0.05, "views": ["substitute", "crop"]}}}
+CONTENT_ONLY = {"contrastive-substitute-light"}  # views that need item text: not in an ID-only model's default list
 DATASETS = ("ml-100k", "ml-1m", "beauty")
 BUCKETS = ("<=5", "6-20", ">20")
 
@@ -121,7 +122,7 @@ if __name__ == "__main__":
     dataset = next((a for a in args if a in DATASETS), "ml-100k")
     if not auto and (dataset, model) not in SEQ:
         sys.exit(f"--model {model}: benchmarks/sasrec.py has no frozen config for it on {dataset}; use --auto")
-    variants = [a for a in args if a in VARIANTS] or list(VARIANTS)
+    variants = [a for a in args if a in VARIANTS] or [v for v in VARIANTS if model == "sasrec-text" or v not in CONTENT_ONLY]
     rows = []
     for seed in seeds:
         for variant in variants:
