@@ -17,12 +17,14 @@ combination per profile) are read from the validation columns only.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import append_jsonl, machine, run_one  # noqa: E402
@@ -99,36 +101,43 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    args = sys.argv[1:]
-    if args and args[0] == "--table":
-        print(table([json.loads(line) for f in args[1:] for line in Path(f).read_text().splitlines() if line]))
-        sys.exit()
-    seeds, minutes, out = [0], None, None
-    if "--seeds" in args:
-        seeds = [int(x) for x in args.pop(args.index("--seeds") + 1).split(",")]
-        args.remove("--seeds")
-    if "--minutes" in args:
-        minutes = float(args.pop(args.index("--minutes") + 1))
-        args.remove("--minutes")
-    if "--jsonl" in args:
-        out = Path(args.pop(args.index("--jsonl") + 1))
-        args.remove("--jsonl")
-    model = "sasrec"
-    if "--model" in args:
-        model = args.pop(args.index("--model") + 1)
-        args.remove("--model")
-    auto = "--auto" in args
-    dataset = next((a for a in args if a in DATASETS), "ml-100k")
-    if not auto and (dataset, model) not in SEQ:
-        sys.exit(f"--model {model}: benchmarks/sasrec.py has no frozen config for it on {dataset}; use --auto")
-    variants = [a for a in args if a in VARIANTS] or [v for v in VARIANTS if model == "sasrec-text" or v not in CONTENT_ONLY]
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="*", metavar="DATASET|VARIANT",
+                    help=f"one dataset ({', '.join(DATASETS)}; default ml-100k) and the variants to run "
+                    f"({', '.join(VARIANTS)}; default all that the model can train)")
+    ap.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    ap.add_argument("--minutes", type=float, help="the fit's time budget (default: the config's)")
+    ap.add_argument("--model", default="sasrec", choices=("sasrec", "sasrec-text", "dnn"))
+    ap.add_argument("--auto", action="store_true", help='settings "auto" (no config) instead of the frozen config')
+    ap.add_argument("--threads", type=int, help="torch threads (1: run several lanes side by side)")
+    ap.add_argument("--jsonl", type=Path, help="append each result here")
+    ap.add_argument("--table", type=Path, nargs="+", help="only print the table of earlier --jsonl files")
+    args = ap.parse_args()
+    if args.table:
+        print(table([json.loads(line) for f in args.table for line in f.read_text().splitlines() if line]))
+        return
+    unknown = [n for n in args.names if n not in DATASETS and n not in VARIANTS]
+    datasets = [n for n in args.names if n in DATASETS]
+    if unknown or len(datasets) > 1:
+        ap.error(f"expected one dataset and variant names, got {unknown or datasets}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset, model = (datasets or ["ml-100k"])[0], args.model
+    if not args.auto and (dataset, model) not in SEQ:
+        ap.error(f"--model {model}: benchmarks/sasrec.py has no frozen config for it on {dataset}; use --auto")
+    variants = [n for n in args.names if n in VARIANTS] or [
+        v for v in VARIANTS if model == "sasrec-text" or v not in CONTENT_ONLY]
     rows = []
-    for seed in seeds:
+    for seed in (int(x) for x in args.seeds.split(",")):
         for variant in variants:
-            row = record(dataset, variant, seed, minutes, auto, model)
+            row = record(dataset, variant, seed, args.minutes, args.auto, model)
             rows.append(row)
             print(json.dumps(row), flush=True)
-            append_jsonl(out, row)
+            append_jsonl(args.jsonl, row)
     print(f"\n### augmentation ablation, {dataset}\nmachine: {machine()}\n")
     print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
