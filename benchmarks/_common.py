@@ -38,13 +38,13 @@ def result_options(ap) -> None:
 
     ap.add_argument("--threads", type=int, help="torch threads (1: run several lanes side by side)")
     ap.add_argument("--jsonl", type=Path, help="append each result here")
-    ap.add_argument("--table", type=Path, help="only print the table of an earlier --jsonl")
+    ap.add_argument("--table", type=Path, nargs="+", help="only print the table of earlier --jsonl files")
 
 
 def table_only(args, table) -> bool:
-    """Print ``table`` of ``args.table``'s results and return True, or set the threads and return False."""
+    """Print ``table`` of the results in ``args.table``'s files and return True, or set the threads and return False."""
     if args.table:
-        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+        print(table([json.loads(line) for f in args.table for line in f.read_text().splitlines() if line.strip()]))
         return True
     if args.threads:
         torch.set_num_threads(args.threads)

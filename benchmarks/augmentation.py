@@ -24,10 +24,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import append_jsonl, machine, run_one  # noqa: E402
+from _common import append_jsonl, machine, result_options, run_one, table_only  # noqa: E402
 from sasrec import CONFIGS as SEQ  # noqa: E402
 
 from lmrec.augment.config import AugmentationConfig  # noqa: E402
@@ -50,8 +49,12 @@ VARIANTS = {"none": {"methods": []}, "contrastive": {"methods": ["contrastive"]}
             # Twenty-eighth session: the content model's own view (content neighbours) in the light form.
             "contrastive-substitute-light": {"methods": ["contrastive"], "contrastive": {
                 "similarity": "cosine", "temperature": 0.5, "weight": 0.05, "views": ["substitute", "crop"]}}}
-CONTENT_ONLY = {"contrastive-substitute-light"}  # views that need item text: not in an ID-only model's default list
 DATASETS = ("ml-100k", "ml-1m", "beauty")
+
+
+def needs_item_text(variant: str) -> bool:
+    """Whether the variant's views substitute content neighbours (only sasrec-text has them)."""
+    return "substitute" in VARIANTS[variant].get("contrastive", {}).get("views", [])
 BUCKETS = ("<=5", "6-20", ">20")
 
 
@@ -110,24 +113,19 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, help="the fit's time budget (default: the config's)")
     ap.add_argument("--model", default="sasrec", choices=("sasrec", "sasrec-text", "dnn"))
     ap.add_argument("--auto", action="store_true", help='settings "auto" (no config) instead of the frozen config')
-    ap.add_argument("--threads", type=int, help="torch threads (1: run several lanes side by side)")
-    ap.add_argument("--jsonl", type=Path, help="append each result here")
-    ap.add_argument("--table", type=Path, nargs="+", help="only print the table of earlier --jsonl files")
+    result_options(ap)
     args = ap.parse_args()
-    if args.table:
-        print(table([json.loads(line) for f in args.table for line in f.read_text().splitlines() if line]))
+    if table_only(args, table):
         return
     unknown = [n for n in args.names if n not in DATASETS and n not in VARIANTS]
     datasets = [n for n in args.names if n in DATASETS]
     if unknown or len(datasets) > 1:
         ap.error(f"expected one dataset and variant names, got {unknown or datasets}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     dataset, model = (datasets or ["ml-100k"])[0], args.model
     if not args.auto and (dataset, model) not in SEQ:
         ap.error(f"--model {model}: benchmarks/sasrec.py has no frozen config for it on {dataset}; use --auto")
     variants = [n for n in args.names if n in VARIANTS] or [
-        v for v in VARIANTS if model == "sasrec-text" or v not in CONTENT_ONLY]
+        v for v in VARIANTS if model == "sasrec-text" or not needs_item_text(v)]
     rows = []
     for seed in (int(x) for x in args.seeds.split(",")):
         for variant in variants:
