@@ -75,6 +75,7 @@ def test_similar_and_info(run_dir, events_csv):
     assert invoke("similar", "--run", run_dir, "--item", "99999").exit_code == 2
     res = invoke("info", "--data", events_csv)
     assert res.exit_code == 0 and "240" in res.output and "density" in res.output
+    assert "last event ties with the one before" in res.output
 
 
 def test_bad_input_is_a_clear_error_and_keeps_the_old_run(run_dir, tmp_path):

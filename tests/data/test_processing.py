@@ -72,6 +72,15 @@ def test_load_dataset_from_files(events_csv, items_csv):
     assert d["history_length"]["median"] == 8 and d["users_by_history"]["6-20"] == 30
 
 
+def test_describe_counts_events_tied_in_time():
+    # User 1: t 1, 1, 2, 2 -> two events tie with the one before, the last one among them.
+    # User 2: t 5, 6 -> none. User 3: one event, no previous one (and not a two-event user).
+    ev = events([(1, 10, 1, 1.0), (1, 11, 1, 1.0), (1, 12, 2, 1.0), (1, 13, 2, 1.0),
+                 (2, 10, 5, 1.0), (2, 11, 6, 1.0), (3, 10, 5, 1.0)])
+    d = process(ev).describe()
+    assert (d["tied_events"], d["tied_last_events"], d["users_with_two_events"]) == (2, 1, 2)
+
+
 def test_nothing_left_is_an_error():
     with pytest.raises(DataValidationError, match="no events left"):
         process(events([(1, 10, 1, 1.0)]), ProcessingConfig(min_user_events=2))

@@ -655,9 +655,18 @@ def info(
         table.add_row(f"history length {key}", f"{v:,.1f}")
     for key, v in s["users_by_history"].items():
         table.add_row(f"users with {key} events", f"{v:,} ({v / max(1, s['users']):.1%})")
+    table.add_row("events at the time of the user's previous one", f"{s['tied_events']:,} "
+                  f"({s['tied_events'] / max(1, s['events']):.1%})")
+    table.add_row("users whose last event ties with the one before", f"{s['tied_last_events']:,} "
+                  f"({s['tied_last_events'] / max(1, s['users_with_two_events']):.1%})")
     if ds.item_info is not None:
         table.add_row("item metadata columns", ", ".join(ds.item_info.columns[1:]))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if s["tied_last_events"]:
+        console.print("Events with the same timestamp keep the order of the input file, and leave-one-out holds "
+                      "out the last of them: a model can learn that order (docs/benchmarks.md, \"Same-day ties on "
+                      "Beauty\").")
 
 
 @app.command()

@@ -65,9 +65,19 @@ class Dataset:
         return len(self.items)
 
     def describe(self) -> dict:
-        """Users, items, events, density and the history-length distribution."""
-        lengths = np.bincount(self.interactions.user, minlength=self.n_users)
-        n = len(self.interactions)
+        """Users, items, events, density, the history-length distribution and time ties.
+
+        ``tied_events``: events with the same timestamp as their user's previous event;
+        ``tied_last_events``: users whose last event ties with the one before it. Ties keep the
+        input file's order, and leave-one-out holds out the last event, so where many last events
+        tie the evaluation also rewards learning the file's order among them (docs/benchmarks.md,
+        "Same-day ties on Beauty")."""
+        inter = self.interactions
+        lengths = np.bincount(inter.user, minlength=self.n_users)
+        n = len(inter)
+        tied = np.zeros(n, dtype=bool)  # (N,) event i has its user's previous event's timestamp
+        tied[1:] = (inter.user[1:] == inter.user[:-1]) & (inter.timestamp[1:] == inter.timestamp[:-1])
+        last = np.cumsum(lengths)[lengths > 0] - 1  # events are sorted by user: each user's last event
         q = np.percentile(lengths, [0, 25, 50, 75, 90, 100]) if lengths.size else np.zeros(6)
         return {
             "users": self.n_users,
@@ -81,7 +91,10 @@ class Dataset:
                 "6-20": int(((lengths > 5) & (lengths <= 20)).sum()),
                 ">20": int((lengths > 20).sum()),
             },
-            "items_without_events": int((np.bincount(self.interactions.item, minlength=self.n_items) == 0).sum()),
+            "items_without_events": int((np.bincount(inter.item, minlength=self.n_items) == 0).sum()),
+            "tied_events": int(tied.sum()),
+            "tied_last_events": int(tied[last].sum()),
+            "users_with_two_events": int((lengths >= 2).sum()),
         }
 
 
