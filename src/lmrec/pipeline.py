@@ -141,8 +141,9 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         f"{(labels == TRAIN).sum():,} train / {(labels == VALID).sum():,} valid / {(labels == TEST).sum():,} test events")
     for step, removed in dataset.report.steps:
         log(f"  processing removed {removed:,} events: {step}")
-    if config.split.kind == "leave-one-out" and stats["tied_last_events"] >= 0.1 * stats["users_with_two_events"]:
-        log(f"  {stats['tied_last_events']:,} users' test events share their timestamp with the event before: "
+    tied = stats["tied_last_events"]
+    if config.split.kind == "leave-one-out" and tied and tied >= 0.1 * stats["users_with_two_or_more_events"]:
+        log(f"  {tied:,} users' test events share their timestamp with the event before: "
             "they keep the input file's order (docs/benchmarks.md, \"Same-day ties on Beauty\")")
     if dataset.interactions.label is not None:
         liked = dataset.interactions.label

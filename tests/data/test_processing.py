@@ -78,7 +78,7 @@ def test_describe_counts_events_tied_in_time():
     ev = events([(1, 10, 1, 1.0), (1, 11, 1, 1.0), (1, 12, 2, 1.0), (1, 13, 2, 1.0),
                  (2, 10, 5, 1.0), (2, 11, 6, 1.0), (3, 10, 5, 1.0)])
     d = process(ev).describe()
-    assert (d["tied_events"], d["tied_last_events"], d["users_with_two_events"]) == (2, 1, 2)
+    assert (d["tied_events"], d["tied_last_events"], d["users_with_two_or_more_events"]) == (2, 1, 2)
 
 
 def test_nothing_left_is_an_error():

@@ -102,3 +102,16 @@ def test_cold_item_protocol_hides_items_everywhere_but_test(events_csv):
     # the test group (and validation-group items that no validation event revealed).
     assert set(cold_items(labels, data, VALID)) == set(valid_group) & set(data.item[labels == VALID])
     assert set(test_group) & set(data.item[labels == TEST]) <= set(cold_items(labels, data, TEST)) <= set(hidden_items)
+
+
+@pytest.mark.parametrize("tied_users", [0, 4])
+def test_train_says_when_test_targets_tie_with_the_event_before(tmp_path, tied_users):
+    # 5 users of 4 events; the first `tied_users` have their last two events at the same time.
+    rows = [(u, 10 + t, t if not (u < tied_users and t == 3) else 2) for u in range(5) for t in range(4)]
+    path = tmp_path / "events.csv"
+    path.write_text("user_id,item_id,timestamp\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows))
+    lines = []
+    train_run(path, "pop", tmp_path / "run", log=lines.append)
+    said = [line for line in lines if "test events share their timestamp" in line]
+    assert said == ([f"  {tied_users:,} users' test events share their timestamp with the event before: they keep "
+                     "the input file's order (docs/benchmarks.md, \"Same-day ties on Beauty\")"] if tied_users else [])

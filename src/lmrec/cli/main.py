@@ -658,7 +658,7 @@ def info(
     table.add_row("events at the time of the user's previous one", f"{s['tied_events']:,} "
                   f"({s['tied_events'] / max(1, s['events']):.1%})")
     table.add_row("users whose last event ties with the one before", f"{s['tied_last_events']:,} "
-                  f"({s['tied_last_events'] / max(1, s['users_with_two_events']):.1%})")
+                  f"({s['tied_last_events'] / max(1, s['users_with_two_or_more_events']):.1%})")
     if ds.item_info is not None:
         table.add_row("item metadata columns", ", ".join(ds.item_info.columns[1:]))
     console = Console()

@@ -94,7 +94,7 @@ class Dataset:
             "items_without_events": int((np.bincount(inter.item, minlength=self.n_items) == 0).sum()),
             "tied_events": int(tied.sum()),
             "tied_last_events": int(tied[last].sum()),
-            "users_with_two_events": int((lengths >= 2).sum()),
+            "users_with_two_or_more_events": int((lengths >= 2).sum()),
         }
 
 
