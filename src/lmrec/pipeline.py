@@ -46,6 +46,7 @@ from lmrec.runs import INTERESTS_DIR, Run, item_titles, write_run
 from lmrec.social import SOCIAL_DIR, Social, adjacency, id_pairs, read_social
 from lmrec.social.blend import BUCKETS as SOCIAL_BUCKETS
 from lmrec.social.blend import StageData, choose_weights, score_variants
+from lmrec.social.blend import evaluation_seconds as social_seconds
 from lmrec.training import distributed
 from lmrec.training.auto import DEFAULT_BUDGET_MINUTES
 from lmrec.training.config import RuntimeConfig, TrainingConfig
@@ -198,6 +199,13 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         codes_eval_s = 10 + refit_seconds(VALID_USERS * len(config.interests.grid()) + dataset.interactions.n_users,
                                           dataset.interactions.n_items, config.interests.refine_steps)
         budget.reserve += 2 * codes_s + codes_eval_s
+    social_s = 0.0
+    if pairs is not None:  # the weight search and the test buckets come after the fit, inside the budget
+        related = np.asarray(adjacency(pairs, dataset.interactions.n_users).sum(axis=1)).ravel() > 0
+        valid_users, test_users = (np.unique(dataset.interactions.user[labels == stage]) for stage in (VALID, TEST))
+        social_s = social_seconds(int(related[valid_users].sum()), int(related[test_users].sum()),
+                                  dataset.interactions.n_items)
+        budget.reserve += social_s
     augmenter = build_augmenter(config, profile, klass, dataset, log)
     if augmenter:
         eval_model.augmentation = augmenter
@@ -263,6 +271,7 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         t0 = time.perf_counter()
         social_artifact, summary["social"] = evaluate_social(eval_model, dataset, labels, pairs, config.training.seed)
         timings["social_s"] = time.perf_counter() - t0
+        budget.reserve -= social_s
         log(format_social(summary["social"]))
 
     models: dict[str, Recommender] = {"model": eval_model}

@@ -15,7 +15,7 @@ from lmrec.data.vocab import Vocabulary
 from lmrec.errors import DataValidationError
 from lmrec.runs import Run
 from lmrec.social import adjacency, blend, neighbourhood_scores, read_social, social_scores
-from lmrec.social.blend import SIMS, best_combo, grid, history_matrix
+from lmrec.social.blend import SEARCH_PACE_S, SIMS, best_combo, evaluation_seconds, grid, history_matrix
 from tests.conftest import call_service, tiny_run
 
 USERS = Vocabulary([f"u{i}" for i in range(30)])
@@ -108,6 +108,35 @@ def test_weight_search_grid_and_ties():
     assert {c[2] for c in grid()} == set(SIMS) and {c[2] for c in grid(own_events=False)} == {0.0}
     means = {(1.0, 0.0, 0.0): 0.4, (0.25, 0.0, 1.0): 0.5, (0.25, 0.0, 0.0): 0.5, (0.5, 0.0, 0.0): 0.5}
     assert best_combo(means) == (0.25, 0.0, 0.0)  # equal scores: the smaller weights
+
+
+def test_the_weight_search_time_estimate_counts_every_ranking():
+    # Validation: bucket "0" ranks 8 alphas x 2 fof + model, social, popularity = 19 times per user,
+    # the three others 32 + 3 = 35 times; test: 4 buckets x 4. Validation users are capped at 2,000.
+    assert evaluation_seconds(10, 5, 100) == pytest.approx(SEARCH_PACE_S * 100 * (10 * 124 + 5 * 16))
+    assert evaluation_seconds(3000, 0, 100) == pytest.approx(SEARCH_PACE_S * 100 * 2000 * 124)
+
+
+def test_the_fit_leaves_the_weight_search_its_time(tmp_path, monkeypatch):
+    """The social evaluation runs after the fit, inside the command's budget: its estimate is
+    taken from the fit's time."""
+    from lmrec import pipeline
+    from lmrec.config import RunConfig
+    from lmrec.models.baselines import ItemKNN
+    from tests.conftest import make_events
+
+    (tmp_path / "friends.csv").write_text("user_id,friend_id\nu0,u1\nu2,u3\n")
+    make_events().write_csv(tmp_path / "events.csv")
+    budgets = []
+    fit = ItemKNN.fit
+    monkeypatch.setattr(ItemKNN, "fit", lambda self, train, valid=None, time_budget_s=None:
+                        budgets.append(time_budget_s) or fit(self, train, valid, time_budget_s=time_budget_s))
+    cfg = RunConfig.model_validate({"runtime": {"progress": False}, "training": {"time_budget": 5, "refit": False}})
+    for reserved in (0.0, 60.0):
+        monkeypatch.setattr(pipeline, "social_seconds", lambda *_, r=reserved: r)
+        pipeline.train_run(tmp_path / "events.csv", "itemknn", tmp_path / f"run{reserved:g}", cfg,
+                           social=tmp_path / "friends.csv", log=lambda *_: None)
+    assert budgets[0] - budgets[1] == pytest.approx(60.0, abs=2.0)
 
 
 def test_blend_keeps_the_model_where_there_is_no_circle():
