@@ -50,12 +50,12 @@ VARIANTS = {"none": {"methods": []}, "contrastive": {"methods": ["contrastive"]}
             "contrastive-substitute-light": {"methods": ["contrastive"], "contrastive": {
                 "similarity": "cosine", "temperature": 0.5, "weight": 0.05, "views": ["substitute", "crop"]}}}
 DATASETS = ("ml-100k", "ml-1m", "beauty")
+BUCKETS = ("<=5", "6-20", ">20")
 
 
 def needs_item_text(variant: str) -> bool:
     """Whether the variant's views substitute content neighbours (only sasrec-text has them)."""
     return "substitute" in VARIANTS[variant].get("contrastive", {}).get("views", [])
-BUCKETS = ("<=5", "6-20", ">20")
 
 
 def record(dataset: str, variant: str, seed: int, minutes: float | None, auto: bool = False,

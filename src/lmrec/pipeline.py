@@ -199,9 +199,10 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
         codes_eval_s = 10 + refit_seconds(VALID_USERS * len(config.interests.grid()) + dataset.interactions.n_users,
                                           dataset.interactions.n_items, config.interests.refine_steps)
         budget.reserve += 2 * codes_s + codes_eval_s
-    social_s = 0.0
+    social_s, adj = 0.0, None
     if pairs is not None:  # the weight search and the test buckets come after the fit, inside the budget
-        related = np.asarray(adjacency(pairs, dataset.interactions.n_users).sum(axis=1)).ravel() > 0
+        adj = adjacency(pairs, dataset.interactions.n_users)
+        related = np.asarray(adj.sum(axis=1)).ravel() > 0
         valid_users, test_users = (np.unique(dataset.interactions.user[labels == stage]) for stage in (VALID, TEST))
         social_s = social_seconds(int(related[valid_users].sum()), int(related[test_users].sum()),
                                   dataset.interactions.n_items)
@@ -269,7 +270,8 @@ def train_run(source: str | Path, model_name: str, out: str | Path, config: RunC
     social_artifact = None
     if pairs is not None:
         t0 = time.perf_counter()
-        social_artifact, summary["social"] = evaluate_social(eval_model, dataset, labels, pairs, config.training.seed)
+        social_artifact, summary["social"] = evaluate_social(eval_model, dataset, labels, pairs, adj,
+                                                             config.training.seed)
         timings["social_s"] = time.perf_counter() - t0
         budget.reserve -= social_s
         log(format_social(summary["social"]))
@@ -361,12 +363,11 @@ def format_onboarding(choice: dict) -> str:
             f"{scores['popularity']:.4f})")
 
 
-def evaluate_social(model: Recommender, dataset, labels: np.ndarray, pairs: np.ndarray, seed: int
+def evaluate_social(model: Recommender, dataset, labels: np.ndarray, pairs: np.ndarray, adj, seed: int
                     ) -> tuple[Social, dict]:
     """Blend weights per history bucket chosen on validation; on test, for users with relations,
     NDCG@10 of the model, the neighbourhood alone, popularity and the blend, their histories cut to
-    each bucket's typical length (the target unchanged)."""
-    adj = adjacency(pairs, dataset.interactions.n_users)
+    each bucket's typical length (the target unchanged). ``adj``: ``adjacency(pairs, users)``."""
     weights = choose_weights(model, dataset.interactions, labels, adj, VALID, seed=seed)
     summary = {"relations": len(pairs), "users_with_relations": int((np.asarray(adj.sum(axis=1)).ravel() > 0).sum()),
                "buckets": {}}
