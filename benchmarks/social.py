@@ -15,6 +15,9 @@ NDCG@10 mean +- standard error; with several runs (seeds), each ratio's mean +- 
     # seeds: the same with --config setting training.seed = 1, 2, then
     .venv/bin/python benchmarks/social.py --run /tmp/lastfm-social /tmp/lastfm-social-1 /tmp/lastfm-social-2
 
+`--oracle` also reads every weight combination on the test users and reports the best one's ratio
+to the model: the blend family's ceiling, never a figure a user gets.
+
 Another held-out artist per user: `--lastfm-order SEED FILE` writes the plays with each user's
 artists in another random order (the `lastfm` dataset uses seed 0), to train with `--data FILE`.
 """
@@ -54,19 +57,31 @@ def table(rows: list[dict]) -> str:
     """Every (run, cut), then, with several runs (seeds), each ratio's mean +- std over them per cut."""
     head = ("| run | events kept | users | popularity | model | social only | blend (alpha, fof, sim) | blend / "
             "popularity (95% CI) | blend / model (95% CI) |")
+    oracle = any("oracle" in r for r in rows)
+    if oracle:
+        head += " test-oracle weights: blend / model |"
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        out.append(f"| {Path(r['run']).name} | {r['cut']} | {r['users']:,} | {r['popularity']} | {r['model']} | "
-                   f"{r['social']} | {r['blend']} ({r['alpha']:g}, {r['fof']:g}, {r.get('sim', 0):g}) | "
-                   f"{r['vs_pop']:.2f} ({r['pop_ci'][0]:.2f}-{r['pop_ci'][1]:.2f}) "
-                   f"| {r['vs_model']:.2f} ({r['model_ci'][0]:.2f}-{r['model_ci'][1]:.2f}) |")
+        line = (f"| {Path(r['run']).name} | {r['cut']} | {r['users']:,} | {r['popularity']} | {r['model']} | "
+                f"{r['social']} | {r['blend']} ({r['alpha']:g}, {r['fof']:g}, {r.get('sim', 0):g}) | "
+                f"{r['vs_pop']:.2f} ({r['pop_ci'][0]:.2f}-{r['pop_ci'][1]:.2f}) "
+                f"| {r['vs_model']:.2f} ({r['model_ci'][0]:.2f}-{r['model_ci'][1]:.2f}) |")
+        if oracle:
+            o = r.get("oracle")
+            line += f" {o['vs_model']:.2f} ({', '.join(f'{w:g}' for w in o['combo'])}) |" if o else " - |"
+        out.append(line)
     runs = sorted({r["run"] for r in rows})
     if len(runs) > 1:
-        out += ["", f"| events kept | blend / popularity over {len(runs)} runs | blend / model |", "|---|---|---|"]
+        out += ["", f"| events kept | blend / popularity over {len(runs)} runs | blend / model |"
+                    + (" test-oracle weights: blend / model |" if oracle else ""), "|---|---|---|" + "---|" * oracle]
         for cut in sorted({r["cut"] for r in rows}):
             per = [r for r in rows if r["cut"] == cut]
             pop, mod = (np.array([r[k] for r in per]) for k in ("vs_pop", "vs_model"))
-            out.append(f"| {cut} | {pop.mean():.2f} +- {pop.std(ddof=1):.2f} | {mod.mean():.2f} +- {mod.std(ddof=1):.2f} |")
+            line = f"| {cut} | {pop.mean():.2f} +- {pop.std(ddof=1):.2f} | {mod.mean():.2f} +- {mod.std(ddof=1):.2f} |"
+            if oracle:
+                top = np.array([r["oracle"]["vs_model"] for r in per if "oracle" in r])
+                line += f" {top.mean():.2f} +- {top.std(ddof=1):.2f} |" if len(top) > 1 else " - |"
+            out.append(line)
     return "\n".join(out)
 
 
@@ -84,7 +99,7 @@ def write_lastfm_order(seed: int, out: Path) -> None:
     print(f"wrote {plays.height:,} plays to {out} (order seed {seed})")
 
 
-def measure(path: Path, jsonl: Path | None) -> list[dict]:
+def measure(path: Path, jsonl: Path | None, oracle: bool = False) -> list[dict]:
     run = Run.open(path)
     social = run.social()
     if social is None:
@@ -101,7 +116,7 @@ def measure(path: Path, jsonl: Path | None) -> list[dict]:
         combos = grid(cut != 0)
         valid = score_variants(model, valid_stage, adj, cut, combos)
         best = best_combo({c: float(valid.blends[c].mean()) for c in combos})
-        test = score_variants(model, test_stage, adj, cut, [best])
+        test = score_variants(model, test_stage, adj, cut, combos if oracle else [best])
         b = test.blends[best]
         by_degree = {}
         for name, lo, hi in (("1-2 relations", 1, 2), ("3-10", 3, 10), (">10", 11, 10**9)):
@@ -114,6 +129,9 @@ def measure(path: Path, jsonl: Path | None) -> list[dict]:
                "vs_model": float(b.mean() / max(test.model.mean(), 1e-12)), "by_degree": by_degree,
                "pop_ci": ratio_ci(b, test.popularity), "model_ci": ratio_ci(b, test.model),
                "valid_blend": float(valid.blends[best].mean())}
+        if oracle:  # the family's ceiling: the weights read on test, never a product choice
+            top = best_combo({c: float(test.blends[c].mean()) for c in combos})
+            row["oracle"] = {"combo": list(top), "vs_model": float(test.blends[top].mean() / max(test.model.mean(), 1e-12))}
         rows.append(row)
         append_jsonl(jsonl, row)
         print({k: (float(v) if isinstance(v, np.floating) else v) for k, v in row.items()}, flush=True)
@@ -123,6 +141,9 @@ def measure(path: Path, jsonl: Path | None) -> list[dict]:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, nargs="+", help="runs trained with --social (several: one per seed)")
+    ap.add_argument("--oracle", action="store_true",
+                    help="also read every weight combination on test and report the best one's ratio to the model: "
+                         "the ceiling of the blend family, not a figure a user gets")
     ap.add_argument("--lastfm-order", nargs=2, metavar=("SEED", "FILE"),
                     help="only write Last.fm's plays in the random order SEED to FILE (CSV)")
     result_options(ap)
@@ -132,4 +153,4 @@ if __name__ == "__main__":
         sys.exit(0)
     if table_only(args, table):
         sys.exit(0)
-    print(table([row for path in args.run for row in measure(path, args.jsonl)]))
+    print(table([row for path in args.run for row in measure(path, args.jsonl, args.oracle)]))
