@@ -153,4 +153,6 @@ if __name__ == "__main__":
         sys.exit(0)
     if table_only(args, table):
         sys.exit(0)
+    if not args.run:
+        ap.error("give --run RUN (a run trained with --social), --table FILE or --lastfm-order SEED FILE")
     print(table([row for path in args.run for row in measure(path, args.jsonl, args.oracle)]))
